@@ -1,0 +1,1 @@
+"""The SMPL body: skeleton constants, rotations, forward kinematics, model files."""

@@ -1,0 +1,98 @@
+"""What the cache holds and which sequences each split uses: the contract between stages.
+
+The cache stage writes `<cache.dir>/index.json`; the split stage writes
+`<split.dir>/{aist,mvh}_{train,val}.txt`; the validate stage writes `<validate.dir>/bad_{aist,mvh}.txt`.
+Downstream stages (stats, train, evaluate) ask this module for the usable sequences of a split
+and never read raw data.
+
+index.json::
+
+    {"version": 1, "sequences": [
+        {"id": "gBR_sBM_cAll_d04_mBR0_ch01", "domain": "aist", "genre_id": 1, "performer": "d04",
+         "frames": 119, "seconds": 6.0, "source": "motions/gBR_....pkl", "status": "ok",
+         "reason": null, "message": null, "path": "aist/gBR_....npy", "notes": []}, ...]}
+
+`frames` counts feature frames (joint frames - 1); `path` is relative to the cache folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from flowmimic.errors import DataError
+from flowmimic.io import read_json, read_lines
+
+DOMAINS: tuple[str, ...] = ("aist", "mvh")   # domain id = index here
+SPLITS: tuple[str, ...] = ("train", "val")
+INDEX_VERSION = 1
+Split = Literal["train", "val"]
+
+
+@dataclass(frozen=True)
+class CachedSequence:
+    id: str
+    domain: str
+    domain_id: int
+    genre_id: int          # 0 = unknown (all MVHumanNet), 1..10 AIST++ genres
+    performer: str
+    frames: int            # feature frames
+    path: Path             # absolute or cwd-relative path of the (frames, 263) float32 .npy
+
+    def load(self) -> np.ndarray:
+        try:
+            arr = np.load(self.path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(self.path, f"unreadable cached features ({e})", "unreadable") from e
+        return arr
+
+
+def index_path(cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / "index.json"
+
+
+def split_path(split_dir: str | Path, domain: str, split: str) -> Path:
+    return Path(split_dir) / f"{domain}_{split}.txt"
+
+
+def bad_list_path(validate_dir: str | Path, domain: str) -> Path:
+    return Path(validate_dir) / f"bad_{domain}.txt"
+
+
+def read_index(cache_dir: str | Path) -> list[dict]:
+    path = index_path(cache_dir)
+    index = read_json(path)
+    if not isinstance(index, dict) or index.get("version") != INDEX_VERSION or "sequences" not in index:
+        raise DataError(path, f"not a version-{INDEX_VERSION} cache index (re-run `flowmimic cache`)",
+                        "invalid")
+    return index["sequences"]
+
+
+def read_bad_ids(validate_dir: str | Path, domain: str) -> set[str]:
+    """Ids listed in a bad list (`id<TAB>reason` per line); a missing list means validation not run."""
+    path = bad_list_path(validate_dir, domain)
+    return {line.split("\t")[0] for line in read_lines(path)}
+
+
+def usable_sequences(cache_dir: str | Path, split_dir: str | Path, validate_dir: str | Path | None,
+                     split: Split, domains: tuple[str, ...] = DOMAINS) -> list[CachedSequence]:
+    """Sequences of `split` that are cached with status ok and not on a validation bad list.
+
+    Ordered by domain, then as listed in the split file (deterministic).
+    """
+    rows = {(r["domain"], r["id"]): r for r in read_index(cache_dir)}
+    out: list[CachedSequence] = []
+    for domain in domains:
+        bad = read_bad_ids(validate_dir, domain) if validate_dir is not None else set()
+        for seq_id in read_lines(split_path(split_dir, domain, split)):
+            row = rows.get((domain, seq_id))
+            if row is None or row["status"] != "ok" or seq_id in bad:
+                continue
+            out.append(CachedSequence(
+                id=seq_id, domain=domain, domain_id=DOMAINS.index(domain), genre_id=int(row["genre_id"]),
+                performer=str(row["performer"]), frames=int(row["frames"]),
+                path=Path(cache_dir) / row["path"]))
+    return out

@@ -1,0 +1,242 @@
+"""File helpers: atomic writes, a restricted unpickler for data files, small JSON/text helpers.
+
+Every output FlowMimic writes goes through `atomic_path` (temp file in the same folder, then
+`os.replace`), so a crash never leaves half a file under the final name.
+
+Data pickles (AIST++ motions, MVHumanNet per-frame params, SMPL model files) are read with
+`safe_load_pickle`, never `pickle.load`: only numpy arrays, builtin containers/scalars and torch
+tensors may be rebuilt. Torch storages are loaded with ``torch.load(weights_only=True)``.
+chumpy arrays (in the official SMPL files) and scipy sparse matrices become plain numpy arrays
+without importing chumpy or scipy. Anything else raises `DataError` naming the file and the global.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pickle
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from flowmimic.errors import DataError
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success rename it over `path`, on error delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise DataError(path, "file not found", "missing") from e
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e})", "unreadable") from e
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    """`np.save` atomically (the temp file keeps a .npy suffix so numpy does not add one)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def write_lines(path: str | Path, lines: list[str]) -> None:
+    write_text(path, "".join(f"{line}\n" for line in lines))
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Non-empty lines, whitespace stripped (real split files carry trailing spaces)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise DataError(path, "file not found", "missing") from e
+    return [s.strip() for s in text.splitlines() if s.strip()]
+
+
+# ----------------------------------------------------------------------------- restricted unpickler
+
+
+def _load_storage_from_bytes(b: bytes) -> Any:
+    import torch
+
+    return torch.load(io.BytesIO(b), weights_only=True)
+
+
+class _ArrayStandIn:
+    """Takes the pickled state of a chumpy array or scipy sparse matrix; `to_numpy` densifies it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.state: Any = None
+        self.kind = type(self).__name__
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def to_numpy(self, source: str | Path) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _ChumpyArray(_ArrayStandIn):
+    def to_numpy(self, source: str | Path) -> np.ndarray:
+        state = self.state if isinstance(self.state, dict) else {}
+        x = state.get("x")
+        if not isinstance(x, np.ndarray):
+            raise DataError(source, "a chumpy object in the file carries no array 'x' "
+                            "(only plain chumpy arrays can be read without chumpy)", "unsafe")
+        return np.asarray(x)
+
+
+class _SparseMatrix(_ArrayStandIn):
+    def to_numpy(self, source: str | Path) -> np.ndarray:
+        s = self.state if isinstance(self.state, dict) else {}
+        shape = s.get("_shape", s.get("shape"))
+        fmt = s.get("format", "csc" if "csc" in self.kind else "csr")
+        data, indices, indptr = s.get("data"), s.get("indices"), s.get("indptr")
+        if shape is None or data is None or indices is None or indptr is None:
+            raise DataError(source, "a scipy sparse matrix in the file lacks data/indices/indptr/shape",
+                            "unsafe")
+        dense = np.zeros(tuple(int(n) for n in shape), dtype=np.asarray(data).dtype)
+        indptr = np.asarray(indptr)
+        counts = np.diff(indptr)
+        major = np.repeat(np.arange(len(counts)), counts)  # column (csc) or row (csr) of each value
+        if fmt == "csc":
+            np.add.at(dense, (np.asarray(indices), major), data)
+        else:
+            np.add.at(dense, (major, np.asarray(indices)), data)
+        return dense
+
+
+def _make_standin(kind: type[_ArrayStandIn], name: str) -> type[_ArrayStandIn]:
+    return type(name, (kind,), {})
+
+
+def _np_core() -> Any:
+    """numpy's private core package: `numpy._core` in numpy 2, `numpy.core` before."""
+    return np._core if hasattr(np, "_core") else np.core  # type: ignore[attr-defined]
+
+
+_NUMPY_ALLOWED = {
+    "_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer",
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that rebuilds only numpy / builtin / torch-tensor objects (see module docstring)."""
+
+    _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool",
+                 "str", "bytes", "bytearray", "slice", "range", "object"}
+
+    def __init__(self, file: Any, source: str | Path) -> None:
+        super().__init__(file, encoding="latin1")
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in ("builtins", "__builtin__") and name in self._BUILTINS:
+            return getattr(__import__("builtins"), name)
+        if module in ("copyreg", "copy_reg") and name == "_reconstructor":
+            import copyreg
+
+            return copyreg._reconstructor
+        if module == "_codecs" and name == "encode":  # how protocol-2 pickles spell bytes
+            import codecs
+
+            return codecs.encode
+        if module == "collections" and name == "OrderedDict":
+            return OrderedDict
+        if module.split(".")[0] == "numpy" and name in _NUMPY_ALLOWED:
+            if name == "ndarray":
+                return np.ndarray
+            if name == "dtype":
+                return np.dtype
+            if name == "_reconstruct":
+                return _np_core().multiarray._reconstruct
+            if name == "scalar":
+                return _np_core().multiarray.scalar
+            if name == "_frombuffer":
+                return _np_core().numeric._frombuffer
+        if module.startswith("numpy") and name.endswith("DType") and module.endswith("dtypes"):
+            return getattr(np.dtypes, name)
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor",
+                                                  "_rebuild_parameter"):
+            import torch._utils
+
+            return getattr(torch._utils, name)
+        if module == "torch.storage" and name == "_load_from_bytes":
+            return _load_storage_from_bytes
+        if module.split(".")[0] == "chumpy":
+            return _make_standin(_ChumpyArray, f"chumpy:{name}")
+        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
+            return _make_standin(_SparseMatrix, name)
+        raise DataError(self.source, f"refusing to unpickle forbidden global '{module}.{name}' "
+                        "(data pickles may hold only numpy arrays, builtins and torch tensors)",
+                        "unsafe")
+
+
+def _densify(obj: Any, source: str | Path) -> Any:
+    if isinstance(obj, _ArrayStandIn):
+        return obj.to_numpy(source)
+    if isinstance(obj, dict):
+        return type(obj)((k, _densify(v, source)) for k, v in obj.items())
+    if isinstance(obj, list):
+        return [_densify(v, source) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_densify(v, source) for v in obj)
+    return obj
+
+
+def safe_load_pickle(path: str | Path) -> Any:
+    """Load a data pickle through `RestrictedUnpickler`; errors are `DataError`s naming `path`."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            obj = RestrictedUnpickler(f, path).load()
+    except DataError:
+        raise
+    except FileNotFoundError as e:
+        raise DataError(path, "file not found", "missing") from e
+    except Exception as e:  # truncated or corrupted files raise many different exceptions
+        raise DataError(path, f"unreadable pickle ({type(e).__name__}: {e})", "unreadable") from e
+    return _densify(obj, path)

@@ -1,0 +1,1 @@
+"""The multi-domain conditional motion VAE and its losses."""

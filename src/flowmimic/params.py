@@ -1,0 +1,285 @@
+"""`params.yaml` -> frozen, validated config objects (one class per stage section).
+
+Every knob of the project lives in `params.yaml`; this module is the only place that reads it.
+Unknown keys, wrong types and out-of-range values fail before any work starts, with a
+`ConfigError` that names the file and the offending key (e.g. ``params.yaml: train.d_z: ...``).
+There are no defaults in code: every field must be present in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flowmimic.errors import ConfigError
+
+DEFAULT_PARAMS = "params.yaml"
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Matrix3 = list[list[float]]
+
+
+class Section(BaseModel):
+    """Base of every section: immutable, no unknown keys, no silent type coercion of str<->number."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    def fingerprint(self) -> str:
+        """Stable hash of the section's values (used to decide whether saved state is reusable)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_rotation(m: Matrix3, what: str) -> Matrix3:
+    a = np.asarray(m, dtype=np.float64)
+    if a.shape != (3, 3):
+        raise ValueError(f"{what} must be a 3x3 matrix, got shape {a.shape}")
+    if not np.allclose(a @ a.T, np.eye(3), atol=1e-6):
+        raise ValueError(f"{what} must be orthonormal (a rotation), got {m}")
+    if np.linalg.det(a) < 0:
+        raise ValueError(f"{what} has determinant -1: it mirrors the body and swaps left and right; "
+                         "use a proper rotation (negate one more axis)")
+    return m
+
+
+# ----------------------------------------------------------------------------- data (sources)
+
+
+class AistSource(Section):
+    fps: PosFloat                      # native frame rate of AIST++ motions (60)
+    axis_remap: Matrix3                # seed: (x, y, z) -> (x, -z, y): native -> z-up
+    gender: Literal["male", "female", "neutral"]   # SMPL model used for the fits (MALE)
+    use_ignore_list: bool              # drop the 45 badly fitted sequences in ignore_list.txt
+
+    @field_validator("axis_remap")
+    @classmethod
+    def _rotation(cls, v: Matrix3) -> Matrix3:
+        return _check_rotation(v, "data.aist.axis_remap")
+
+
+class MvhSource(Section):
+    fps: PosFloat                      # released frames per second (every 5th frame of 25/30 fps video)
+    axis_remap: Matrix3                # seed: (x, y, z) -> (-y, -x, -z): native -> z-up
+    performer_regex: str               # applied to the sequence folder name; group 'performer'
+    max_gap_s: PosFloat                # a hole longer than this (seconds) skips the sequence
+
+    @field_validator("axis_remap")
+    @classmethod
+    def _rotation(cls, v: Matrix3) -> Matrix3:
+        return _check_rotation(v, "data.mvh.axis_remap")
+
+    @field_validator("performer_regex")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            rx = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from e
+        if "performer" not in rx.groupindex:
+            raise ValueError("must define a named group (?P<performer>...)")
+        return v
+
+
+class DataParams(Section):
+    fps: PosInt                        # common frame rate of every sequence (HumanML3D: 20)
+    aist_root: str                     # folder with motions/, splits/, ignore_list.txt
+    mvh_root: str                      # folder with <part>/<sequence>/smpl_param/*.pkl
+    smpl_model_dir: str | None         # folder with SMPL_{MALE,FEMALE,NEUTRAL}.{pkl,npz}; null = built-in skeleton
+    zup_to_yup: Matrix3                # HumanML3D's AMASS z-up -> y-up: (x, y, z) -> (-x, z, y)
+    aist: AistSource
+    mvh: MvhSource
+
+    @field_validator("zup_to_yup")
+    @classmethod
+    def _rotation(cls, v: Matrix3) -> Matrix3:
+        return _check_rotation(v, "data.zup_to_yup")
+
+
+# ----------------------------------------------------------------------------- demo data
+
+
+class DemoParams(Section):
+    root: str                          # where the demo writes aist/ and mvh/
+    seed: NonNegInt
+    aist_dancers: PosInt               # dancer ids d01.. (each dances every genre)
+    aist_seconds: Annotated[list[PosFloat], Field(min_length=2, max_length=2)]   # [min, max] length
+    aist_val_fraction: Fraction        # share of dancers in pose_val.txt (by dancer, as AIST++)
+    mvh_parts: PosInt
+    mvh_performers: PosInt
+    mvh_outfits: PosInt                # sequences per performer
+    mvh_seconds: Annotated[list[PosFloat], Field(min_length=2, max_length=2)]
+    mvh_video_fps: PosInt              # video rate whose every 5th frame is released
+    inject_bad: bool                   # add a few broken sequences (NaN, truncated, too short, gap)
+
+    @field_validator("aist_seconds", "mvh_seconds")
+    @classmethod
+    def _ordered(cls, v: list[float]) -> list[float]:
+        if v[0] > v[1]:
+            raise ValueError(f"[min, max] must be ordered, got {v}")
+        return v
+
+
+# ----------------------------------------------------------------------------- split / features / cache
+
+
+class SplitParams(Section):
+    dir: str                           # data/splits
+    seed: NonNegInt
+    mvh_val_fraction: Annotated[float, Field(gt=0, lt=1)]
+
+
+class FeatureParams(Section):
+    feet_threshold: PosFloat           # squared per-frame displacement below which a foot is in contact
+    min_frames: Annotated[int, Field(ge=2)]   # shorter sequences (at data.fps, before features) are skipped
+    dtype: Literal["float32", "float64"]
+
+
+class CacheParams(Section):
+    dir: str                           # data/cache
+    workers: PosInt                    # process pool size
+    max_skip_fraction: Fraction        # fail the stage if more sequences than this are skipped
+
+
+class ValidateParams(Section):
+    dir: str                           # bad lists
+    metrics: str                       # metrics/data.json
+    max_bad_fraction: Fraction
+    min_upright_fraction: Fraction     # head above pelvis in at least this share of frames
+    bone_tolerance_m: PosFloat         # recovered bone lengths vs the HumanML3D target skeleton
+    max_root_speed_mps: PosFloat
+    max_joint_radius_m: PosFloat       # farthest a joint may sit from the root (ric)
+
+
+class StatsParams(Section):
+    path: str
+    domain_weights: dict[Literal["aist", "mvh"], NonNegFloat]
+    group_std: bool                    # HumanML3D's per-group std averaging
+    min_std: PosFloat
+
+    @model_validator(mode="after")
+    def _weights(self) -> "StatsParams":
+        if sum(self.domain_weights.values()) <= 0:
+            raise ValueError("stats.domain_weights must have a positive sum")
+        return self
+
+
+# ----------------------------------------------------------------------------- model / training
+
+
+class TrainParams(Section):
+    seed: NonNegInt
+    device: Literal["auto", "cpu", "cuda"]
+    nproc_per_node: PosInt             # processes torchrun starts on this node (DDP when > 1)
+    # model
+    d_model: PosInt
+    n_layers: PosInt                   # per encoder and per decoder
+    n_heads: PosInt
+    mlp_ratio: PosFloat
+    dropout: Fraction
+    d_z: PosInt
+    style_head: bool
+    # data
+    seq_len: Annotated[int, Field(ge=4)]
+    batch_size: PosInt
+    mvh_epoch_ratio: PosFloat          # MVHumanNet windows per epoch = ratio x AIST++ train sequences
+    windows_per_sequence: PosInt       # random crops drawn from each sequence per epoch
+    num_workers: NonNegInt
+    # optimisation
+    epochs: PosInt
+    lr: PosFloat
+    min_lr_ratio: Fraction
+    weight_decay: NonNegFloat
+    warmup_steps: NonNegInt
+    grad_clip: NonNegFloat             # 0 disables clipping
+    # losses
+    w_recon: NonNegFloat
+    w_contact: NonNegFloat
+    w_smooth: NonNegFloat
+    w_style: NonNegFloat
+    kl_weight: NonNegFloat             # final KL weight after warm-up
+    kl_warmup_steps: NonNegInt
+    # bookkeeping
+    val_every_epochs: PosInt
+    log_every_steps: PosInt
+    resume: bool                       # continue from last_path when it was made with these params
+    model_path: str
+    last_path: str
+    live_dir: str
+
+    @model_validator(mode="after")
+    def _heads(self) -> "TrainParams":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"train.d_model ({self.d_model}) must be divisible by train.n_heads ({self.n_heads})")
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError("train.d_model / train.n_heads must be even")
+        return self
+
+
+class EvaluateParams(Section):
+    metrics: str                       # metrics/eval.json
+    plots_dir: str                     # metrics/plots
+    batch_size: PosInt
+    seed: NonNegInt
+    gif_frames: PosInt
+    gif_fps: PosInt
+
+
+class Params(Section):
+    data: DataParams
+    demo: DemoParams
+    split: SplitParams
+    features: FeatureParams
+    cache: CacheParams
+    validate_: ValidateParams = Field(alias="validate")
+    stats: StatsParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+    # `validate` would shadow a BaseModel method, so the attribute is `validate_`.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]).replace("validate_", "validate")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (typo? every key must be one FlowMimic knows)"
+        elif e["type"] == "missing":
+            msg = "missing key (every knob must be set in the params file)"
+        lines.append(f"{path}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def params_from_dict(raw: Any, source: str | Path = "<dict>") -> Params:
+    """Validate an already-parsed params mapping."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(Path(str(source)), e)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate `params.yaml`; raises `ConfigError` naming the file and key on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    return params_from_dict(raw, path)

@@ -1,0 +1,1 @@
+"""Readers of the raw datasets (AIST++, MVHumanNet) and the demo dataset generator."""
