@@ -96,6 +96,7 @@ class DataParams(Section):
     aist_root: str                     # folder with motions/, splits/, ignore_list.txt
     mvh_root: str                      # folder with <part>/<sequence>/smpl_param/*.pkl
     smpl_model_dir: str | None         # folder with SMPL_{MALE,FEMALE,NEUTRAL}.{pkl,npz}; null = built-in skeleton
+    joints_backend: Literal["fk", "smplx"]   # SMPL joints by our FK (equal to smplx's, ~50x faster) or smplx
     zup_to_yup: Matrix3                # HumanML3D's AMASS z-up -> y-up: (x, y, z) -> (-x, z, y)
     aist: AistSource
     mvh: MvhSource
@@ -104,6 +105,12 @@ class DataParams(Section):
     @classmethod
     def _rotation(cls, v: Matrix3) -> Matrix3:
         return _check_rotation(v, "data.zup_to_yup")
+
+    @model_validator(mode="after")
+    def _backend(self) -> "DataParams":
+        if self.joints_backend == "smplx" and not self.smpl_model_dir:
+            raise ValueError("data.joints_backend 'smplx' needs data.smpl_model_dir (a folder with SMPL model files)")
+        return self
 
 
 # ----------------------------------------------------------------------------- demo data
