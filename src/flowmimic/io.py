@@ -28,6 +28,9 @@ from flowmimic.errors import DataError
 
 # ----------------------------------------------------------------------------- atomic writes
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -37,6 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)            # mkstemp makes 0600; outputs get normal permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -108,6 +112,11 @@ def _load_storage_from_bytes(b: bytes) -> Any:
 class _ArrayStandIn:
     """Takes the pickled state of a chumpy array or scipy sparse matrix; `to_numpy` densifies it."""
 
+    # Class-level defaults: protocol-2 pickles (NEWOBJ, as in the official SMPL files) rebuild the
+    # object with __new__ only, so __init__ never runs.
+    state: Any = None
+    kind: str = ""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.state: Any = None
         self.kind = type(self).__name__
@@ -150,7 +159,7 @@ class _SparseMatrix(_ArrayStandIn):
 
 
 def _make_standin(kind: type[_ArrayStandIn], name: str) -> type[_ArrayStandIn]:
-    return type(name, (kind,), {})
+    return type(name, (kind,), {"kind": name})
 
 
 def _np_core() -> Any:

@@ -94,7 +94,9 @@ def matrix_to_quat(m: Tensor) -> Tensor:
     m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
     four_sq = torch.stack((1 + m00 + m11 + m22, 1 + m00 - m11 - m22,
                            1 - m00 + m11 - m22, 1 - m00 - m11 + m22), dim=-1)
-    mag = torch.sqrt(four_sq.clamp_min(0.0))                       # 2|w|, 2|x|, 2|y|, 2|z|
+    # 2|w|, 2|x|, 2|y|, 2|z|. The floor only touches candidates near 0, which are never picked
+    # (the largest is >= 1); it keeps sqrt's gradient finite there (else 0 * inf = NaN at identity).
+    mag = torch.sqrt(four_sq.clamp_min(1e-20))
     cands = torch.stack((
         torch.stack((four_sq[..., 0], m21 - m12, m02 - m20, m10 - m01), dim=-1),
         torch.stack((m21 - m12, four_sq[..., 1], m10 + m01, m02 + m20), dim=-1),
