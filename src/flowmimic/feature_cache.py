@@ -1,0 +1,177 @@
+"""The per-sequence feature cache: what to process, when saved work is reusable, the worker.
+
+A job is one sequence of a split. Its fingerprint hashes the native files' names, sizes and
+modification times, the `data` and `features` params and the code that turns raw files into
+features; the manifest (`<cache.dir>/manifest*.json`) maps each job to the fingerprint its saved
+result was made with. A re-run (after a crash, or of one shard) skips jobs whose fingerprint is
+unchanged, so killed runs resume and DVC's `persist: true` cache is safe across param changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from flowmimic.catalog import DOMAINS, split_path
+from flowmimic.errors import DataError
+from flowmimic.features.humanml3d import joints_to_features
+from flowmimic.io import read_json, read_lines, save_npy, write_json
+from flowmimic.params import Params
+
+log = logging.getLogger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The code a cached feature file depends on (mirrors the cache stage's code deps in dvc.yaml).
+CODE_DEPS = ("body", "features", "sources", "feature_cache.py", "io.py")
+
+
+@dataclass(frozen=True)
+class Job:
+    domain: str
+    id: str
+    source: str          # native file (AIST++) or smpl_param folder (MVHumanNet)
+    genre_id: int
+    performer: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.domain}/{self.id}"
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.domain}/{self.id}.npy"
+
+
+def list_jobs(params: Params) -> list[Job]:
+    """Every sequence named in a split file, sorted by (domain, id)."""
+    from flowmimic.sources import aist, mvhumannet
+
+    jobs = []
+    for domain in DOMAINS:
+        ids = sorted({i for split in ("train", "val") for i in read_lines(split_path(params.split.dir, domain, split))})
+        for seq_id in ids:
+            if domain == "aist":
+                try:
+                    name = aist.parse_name(seq_id)
+                    gid, performer = name.genre_id, name.dancer
+                except ValueError:
+                    gid, performer = 0, ""
+                source = str(aist.motion_path(params.data.aist_root, seq_id))
+            else:
+                try:
+                    performer = mvhumannet.performer_of(seq_id, params.data.mvh.performer_regex)
+                except DataError:
+                    performer = ""
+                gid, source = 0, str(mvhumannet.sequence_dir(params.data.mvh_root, seq_id))
+            jobs.append(Job(domain, seq_id, source, gid, performer))
+    return jobs
+
+
+def shard_jobs(jobs: list[Job], shard: tuple[int, int] | None) -> list[Job]:
+    if shard is None:
+        return jobs
+    i, n = shard
+    return [j for k, j in enumerate(jobs) if k % n == i]
+
+
+def code_fingerprint() -> str:
+    h = hashlib.sha256()
+    for dep in CODE_DEPS:
+        p = PACKAGE_DIR / dep
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def config_fingerprint(params: Params) -> str:
+    blob = json.dumps({"data": params.data.fingerprint(), "features": params.features.fingerprint(),
+                       "code": code_fingerprint()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def source_fingerprint(source: str | Path) -> str:
+    """Names, sizes and mtimes of the native file(s); 'missing' when absent."""
+    p = Path(source)
+    try:
+        items = sorted((e.name, e.stat()) for e in os.scandir(p)) if p.is_dir() else [(p.name, p.stat())]
+    except FileNotFoundError:
+        return "missing"
+    h = hashlib.sha256()
+    for name, st in items:
+        h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def job_fingerprint(job: Job, config_fp: str) -> str:
+    return f"{config_fp}-{source_fingerprint(job.source)}"
+
+
+# ----------------------------------------------------------------------------- manifest
+
+
+def manifest_name(shard: tuple[int, int] | None) -> str:
+    return "manifest.json" if shard is None else f"manifest.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def read_manifests(cache_dir: str | Path) -> dict[str, dict]:
+    """Union of every manifest in the cache folder: key -> {"fingerprint", "row"}."""
+    merged: dict[str, dict] = {}
+    for f in sorted(Path(cache_dir).glob("manifest*.json")):
+        try:
+            merged.update(read_json(f).get("jobs", {}))
+        except (DataError, AttributeError):
+            log.warning("cache: ignoring unreadable manifest %s (its jobs will be redone)", f)
+    return merged
+
+
+def write_manifest(cache_dir: str | Path, shard: tuple[int, int] | None, jobs: dict[str, dict]) -> None:
+    write_json(Path(cache_dir) / manifest_name(shard), {"version": 1, "jobs": jobs})
+
+
+def is_reusable(entry: dict | None, fingerprint: str, cache_dir: str | Path) -> bool:
+    if entry is None or entry.get("fingerprint") != fingerprint:
+        return False
+    row = entry["row"]
+    return row["status"] != "ok" or (Path(cache_dir) / row["path"]).is_file()
+
+
+# ----------------------------------------------------------------------------- the worker
+
+
+def init_worker() -> None:
+    torch.set_num_threads(1)   # one process per core; intra-op threads would oversubscribe
+
+
+def process_job(job: Job, params: Params, reader_args: dict) -> dict:
+    """Read, align, featurise and save one sequence; returns its index row (skips are rows too)."""
+    from flowmimic.sources import aist, mvhumannet
+
+    row = {"id": job.id, "domain": job.domain, "genre_id": job.genre_id, "performer": job.performer,
+           "frames": 0, "seconds": 0.0, "source": job.source, "status": "skipped", "reason": None,
+           "message": None, "path": job.relpath, "notes": []}
+    try:
+        if job.domain == "aist":
+            seq = aist.read_sequence(job.source, params.data, **reader_args)
+        else:
+            seq = mvhumannet.read_sequence(params.data.mvh_root, job.id, params.data)
+        n = seq.joints.shape[0]
+        if n < params.features.min_frames:
+            raise DataError(job.source, f"{n} frames at {seq.fps:g} fps, fewer than features.min_frames="
+                            f"{params.features.min_frames}", "too_short")
+        dtype = getattr(torch, params.features.dtype)
+        feats = joints_to_features(seq.joints, feet_threshold=params.features.feet_threshold, dtype=dtype)
+        if not bool(torch.isfinite(feats).all()):
+            raise DataError(job.source, "features contain NaN/Inf (degenerate pose?)", "nan_features")
+        save_npy(Path(params.cache.dir) / job.relpath, feats.numpy())
+        row.update(status="ok", frames=int(feats.shape[0]), seconds=round(n / seq.fps, 3), notes=list(seq.notes),
+                   performer=seq.performer, genre_id=seq.genre_id)
+    except DataError as e:
+        row.update(reason=e.reason, message=str(e))
+    return row
+

@@ -1,0 +1,136 @@
+"""Cache stage: raw sequences -> aligned joints -> 263-D features, one float32 .npy per sequence.
+
+Writes `<cache.dir>/{aist,mvh}/<id>.npy` (frames, 263) and `<cache.dir>/index.json` (one row per
+sequence of the splits: id, domain, genre, performer, frames, source, status, skip reason; see
+`flowmimic.catalog`). A process pool of `cache.workers` streams the sequences, so memory stays
+bounded by one sequence per worker. Every file is written atomically; the manifest makes a killed
+run resumable. For a cluster, run `flowmimic cache --shard i/N` for i = 0..N-1 (a job array: one
+clone of the repo per job, or one shared folder), then `flowmimic cache-merge` once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import re
+import time
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+from tqdm import tqdm
+
+from flowmimic.catalog import INDEX_VERSION, index_path
+from flowmimic.errors import DataError
+from flowmimic.feature_cache import (Job, init_worker, config_fingerprint, is_reusable, job_fingerprint,
+                                     list_jobs, manifest_name, process_job, read_manifests, shard_jobs,
+                                     write_manifest)
+from flowmimic.io import read_json, write_json
+from flowmimic.params import Params
+from flowmimic.sources import aist_reader_args
+
+log = logging.getLogger(__name__)
+FLUSH_EVERY_S = 5.0
+
+
+def _index_name(shard: tuple[int, int] | None) -> str:
+    return "index.json" if shard is None else f"index.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> list[dict]:
+    """Process the jobs whose saved result is stale; returns every job's row in job order."""
+    cache_dir = Path(params.cache.dir)
+    config_fp = config_fingerprint(params)
+    manifest = read_manifests(cache_dir)
+    fingerprints = {j.key: job_fingerprint(j, config_fp) for j in jobs}
+    rows = {j.key: manifest[j.key]["row"] for j in jobs if is_reusable(manifest.get(j.key), fingerprints[j.key], cache_dir)}
+    todo = [j for j in jobs if j.key not in rows]
+    log.info("cache: %d sequences, %d up to date, %d to process with %d worker(s)",
+             len(jobs), len(rows), len(todo), params.cache.workers)
+    mine = {k: manifest[k] for k in rows}            # this run's manifest keeps only its own jobs
+    work = partial(process_job, params=params, reader_args=aist_reader_args(params.data))
+    last_flush = time.monotonic()
+    pool = mp.get_context("fork").Pool(params.cache.workers, init_worker) if params.cache.workers > 1 and todo else None
+    try:
+        results = pool.imap_unordered(work, todo, chunksize=1) if pool else map(work, todo)
+        for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
+            key = f"{row['domain']}/{row['id']}"
+            rows[key] = row
+            mine[key] = {"fingerprint": fingerprints[key], "row": row}
+            if time.monotonic() - last_flush > FLUSH_EVERY_S:
+                write_manifest(cache_dir, shard, mine)
+                last_flush = time.monotonic()
+    finally:
+        if pool is not None:
+            pool.terminate()
+        write_manifest(cache_dir, shard, mine)       # whatever finished survives a crash
+    return [rows[j.key] for j in jobs]
+
+
+def remove_orphans(cache_dir: Path, rows: list[dict]) -> int:
+    """Delete cached .npy files no row refers to (sequences dropped from the splits)."""
+    keep = {(cache_dir / r["path"]).resolve() for r in rows if r["status"] == "ok"}
+    removed = 0
+    for sub in ("aist", "mvh"):
+        for f in (cache_dir / sub).rglob("*.npy") if (cache_dir / sub).is_dir() else []:
+            if f.resolve() not in keep:
+                f.unlink()
+                removed += 1
+    return removed
+
+
+def report(rows: list[dict], max_skip_fraction: float, where: Path) -> None:
+    """Log the skips with their reasons; fail when more than `cache.max_skip_fraction` were skipped."""
+    skipped = [r for r in rows if r["status"] != "ok"]
+    for r in skipped:
+        log.warning("cache: skipped %s/%s (%s): %s", r["domain"], r["id"], r["reason"], r["message"])
+    for r in rows:
+        for note in r.get("notes", []):
+            log.info("cache: %s/%s: %s", r["domain"], r["id"], note)
+    reasons = Counter(r["reason"] for r in skipped)
+    log.info("cache: %d ok, %d skipped %s", len(rows) - len(skipped), len(skipped), dict(reasons))
+    if rows and len(skipped) / len(rows) > max_skip_fraction:
+        raise DataError(where, f"{len(skipped)} of {len(rows)} sequences skipped ({dict(reasons)}), more than "
+                        f"cache.max_skip_fraction={max_skip_fraction}; see the index for each reason", "too_many_skips")
+
+
+def main(params: Params, shard: tuple[int, int] | None = None) -> None:
+    """Build (or bring up to date) the cache; with `shard=(i, n)` only that shard's sequences."""
+    cache_dir = Path(params.cache.dir)
+    jobs = shard_jobs(list_jobs(params), shard)
+    rows = run_jobs(params, jobs, shard)
+    write_json(cache_dir / _index_name(shard), {"version": INDEX_VERSION, "sequences": rows})
+    if shard is None:
+        removed = remove_orphans(cache_dir, rows)
+        if removed:
+            log.info("cache: removed %d cached files of sequences no longer in the splits", removed)
+    report(rows, params.cache.max_skip_fraction, cache_dir / _index_name(shard))
+
+
+def merge(params: Params) -> None:
+    """Combine `index.shard-i-of-N.json` (all i present) into `index.json` and one manifest."""
+    cache_dir = Path(params.cache.dir)
+    found: dict[int, set[int]] = {}
+    for f in cache_dir.glob("index.shard-*-of-*.json"):
+        i, n = (int(x) for x in re.match(r"index\.shard-(\d+)-of-(\d+)\.json", f.name).groups())
+        found.setdefault(n, set()).add(i)
+    if len(found) != 1:
+        raise DataError(cache_dir, f"need the shard indexes of exactly one sharded run, found runs with N = "
+                        f"{sorted(found) or 'none'}; delete the stale index.shard-*-of-N.json files", "incomplete")
+    n, got = next(iter(found.items()))
+    if got != set(range(n)):
+        raise DataError(cache_dir, f"missing shard index(es) {sorted(set(range(n)) - got)} of {n}; "
+                        f"run `flowmimic cache --shard i/{n}` for them first", "incomplete")
+    rows = [r for i in range(n) for r in read_json(cache_dir / _index_name((i, n)))["sequences"]]
+    rows.sort(key=lambda r: (r["domain"], r["id"]))
+    jobs = {}
+    for i in range(n):
+        shard_manifest = cache_dir / manifest_name((i, n))
+        jobs.update(read_json(shard_manifest)["jobs"])
+    write_manifest(cache_dir, None, jobs)
+    write_json(index_path(cache_dir), {"version": INDEX_VERSION, "sequences": rows})
+    for i in range(n):
+        (cache_dir / _index_name((i, n))).unlink()
+        (cache_dir / manifest_name((i, n))).unlink()
+    log.info("cache-merge: %d shards, %d sequences", n, len(rows))
+    report(rows, params.cache.max_skip_fraction, index_path(cache_dir))

@@ -1,0 +1,109 @@
+"""Cache stage: features per sequence, the index, skips with reasons, resume, shards, orphans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowmimic import feature_cache
+from flowmimic.catalog import read_index
+from flowmimic.errors import DataError
+from flowmimic.features import layout
+from flowmimic.stages import cache, split
+
+from raw_fixtures import make_tiny_tree
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    params = make_tiny_tree(tmp_path)
+    split.main(params)
+    return params
+
+
+def _rows(params):
+    return {(r["domain"], r["id"]): r for r in read_index(params.cache.dir)}
+
+
+def test_cache_writes_features_and_index(tree):
+    cache.main(tree)
+    rows = _rows(tree)
+    assert len(rows) == 4 + 5 and all(r["status"] == "ok" for r in rows.values())
+    r = rows[("aist", "gBR_sBM_cAll_d01_mBR0_ch01")]
+    arr = np.load(f"{tree.cache.dir}/{r['path']}")
+    assert arr.shape == (r["frames"], layout.DIM) == (39, 263) and arr.dtype == np.float32
+    assert r["genre_id"] == 1 and r["performer"] == "d01" and r["seconds"] == pytest.approx(2.0)
+    m = rows[("mvh", "part_01/100001_02")]
+    assert m["path"] == "mvh/part_01/100001_02.npy" and m["performer"] == "100001" and m["genre_id"] == 0
+
+
+def test_bad_sequences_are_counted_not_dropped(tree):
+    bad = next((Path(tree.data.aist_root) / "motions").glob("gPO_sBM*.pkl"))
+    bad.write_bytes(bad.read_bytes()[:100])
+    cache.main(tree)
+    row = _rows(tree)[("aist", bad.stem)]
+    assert row["status"] == "skipped" and row["reason"] == "unreadable" and str(bad) in row["message"]
+    assert not (Path(tree.cache.dir) / row["path"]).exists()
+
+
+def test_too_many_skips_fail_after_writing_the_index(tmp_path):
+    params = make_tiny_tree(tmp_path, **{"cache.max_skip_fraction": 0.0, "features.min_frames": 1000})
+    split.main(params)
+    with pytest.raises(DataError, match="max_skip_fraction"):
+        cache.main(params)
+    assert {r["reason"] for r in read_index(params.cache.dir)} == {"too_short"}
+
+
+def test_killed_run_resumes_and_unchanged_jobs_are_skipped(tree, monkeypatch):
+    calls = []
+    real = feature_cache.process_job
+
+    def dying(job, params, reader_args):
+        if len(calls) == 3:
+            raise KeyboardInterrupt          # the run is killed after three sequences
+        calls.append(job.key)
+        return real(job, params, reader_args)
+
+    monkeypatch.setattr(cache, "process_job", dying)
+    with pytest.raises(KeyboardInterrupt):
+        cache.main(tree)
+    done_first = list(calls)
+    calls.clear()
+    monkeypatch.setattr(cache, "process_job", lambda job, params, reader_args: calls.append(job.key) or real(job, params, reader_args))
+    cache.main(tree)
+    assert len(done_first) == 3 and not set(done_first) & set(calls) and len(calls) == 9 - 3
+    calls.clear()
+    cache.main(tree)                       # nothing changed: nothing recomputed
+    assert calls == []
+    changed = tree.model_copy(update={"features": tree.features.model_copy(update={"feet_threshold": 0.003})})
+    cache.main(changed)                    # a feature param changed: everything recomputed
+    assert len(calls) == 9
+
+
+def test_shards_then_merge_equal_one_run(tree, monkeypatch):
+    cache.main(tree, shard=(0, 2))
+    with pytest.raises(DataError, match=r"missing shard index\(es\) \[1\] of 2"):
+        cache.merge(tree)
+    cache.main(tree, shard=(1, 2))
+    cache.merge(tree)
+    merged = _rows(tree)
+    assert not list(Path(tree.cache.dir).glob("*shard*"))
+    calls = []
+    real = feature_cache.process_job
+    monkeypatch.setattr(cache, "process_job", lambda job, params, reader_args: calls.append(job) or real(job, params, reader_args))
+    cache.main(tree)                        # reuses every shard's work
+    assert calls == []
+    single = _rows(tree)
+    assert merged == single and len(single) == 9
+
+
+def test_sequences_leaving_the_splits_are_removed(tree):
+    cache.main(tree)
+    split_file = Path(tree.split.dir) / "mvh_train.txt"
+    ids = split_file.read_text().split()
+    split_file.write_text("\n".join(ids[1:]) + "\n")
+    cache.main(tree)
+    assert not (Path(tree.cache.dir) / "mvh" / f"{ids[0]}.npy").exists()
+    assert ("mvh", ids[0]) not in _rows(tree)
