@@ -119,7 +119,8 @@ class DataParams(Section):
 class DemoParams(Section):
     root: str                          # where the demo writes aist/ and mvh/
     seed: NonNegInt
-    aist_dancers: PosInt               # dancer ids d01.. (each dances every genre)
+    aist_dancers: PosInt               # dancers per genre (ids d01.. unique across genres, as in AIST++)
+    aist_sequences: PosInt             # sequences per dancer, alternating sBM (basic) and sFM (advanced)
     aist_seconds: Annotated[list[PosFloat], Field(min_length=2, max_length=2)]   # [min, max] length
     aist_val_fraction: Fraction        # share of dancers in pose_val.txt (by dancer, as AIST++)
     mvh_parts: PosInt
@@ -199,7 +200,7 @@ class TrainParams(Section):
     # data
     seq_len: Annotated[int, Field(ge=4)]
     batch_size: PosInt
-    mvh_epoch_ratio: PosFloat          # MVHumanNet windows per epoch = ratio x AIST++ train sequences
+    mvh_epoch_ratio: PosFloat          # MVHumanNet windows per epoch = ratio x AIST++ train windows
     windows_per_sequence: PosInt       # random crops drawn from each sequence per epoch
     num_workers: NonNegInt
     # optimisation
