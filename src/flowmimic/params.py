@@ -119,7 +119,7 @@ class DataParams(Section):
 class DemoParams(Section):
     root: str                          # where the demo writes aist/ and mvh/
     seed: NonNegInt
-    aist_dancers: PosInt               # dancers per genre (ids d01.. unique across genres, as in AIST++)
+    aist_dancers: Annotated[int, Field(ge=2)]   # dancers per genre (ids d01.. unique across genres, as in AIST++)
     aist_sequences: PosInt             # sequences per dancer, alternating sBM (basic) and sFM (advanced)
     aist_seconds: Annotated[list[PosFloat], Field(min_length=2, max_length=2)]   # [min, max] length
     aist_val_fraction: Fraction        # share of dancers in pose_val.txt (by dancer, as AIST++)

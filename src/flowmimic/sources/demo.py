@@ -197,7 +197,7 @@ def split_aist(items: list[AistItem], params: Params) -> dict[str, list[str]]:
         val = {dancers[i] for i in torch.randperm(len(dancers), generator=g)[:n_val].tolist()}
         val_names = [it.name for it in mine if it.dancer in val]
         splits["train"] += [it.name for it in mine if it.dancer not in val]
-        if gi % 3 == 0 and demo.aist_sequences >= 2:
+        if gi % 3 == 0 and len(val_names) >= 2:
             splits["test"].append(val_names.pop())
         splits["val"] += val_names
     return splits
