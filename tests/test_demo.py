@@ -20,8 +20,9 @@ from flowmimic.params import load_params
 from flowmimic.sources.aist import GENRES
 from flowmimic.sources.common import canonical_rotation
 from flowmimic.sources.demo import MANIFEST, plan_aist, plan_mvh, write_demo
-from flowmimic.sources.demo_motion import DanceSpec, StudioSpec, genre_tempo, smpl45_joints, synthesize_dances, \
-    synthesize_studio
+from flowmimic.sources.demo_dances import genre_tempo, synthesize_dances
+from flowmimic.sources.demo_motion import DanceSpec, StudioSpec, smpl45_joints
+from flowmimic.sources.demo_studio import synthesize_studio
 
 REPO = Path(__file__).resolve().parents[1]
 NAME_RE = re.compile(r"^(g[A-Z]{2})_s(BM|FM)_cAll_(d\d{2})_m([A-Z]{2})([0-5])_ch(\d{2})$")

@@ -15,7 +15,8 @@ from flowmimic.body.skeleton import default_rest_joints
 from flowmimic.errors import DataError
 from flowmimic.params import load_params
 from flowmimic.sources.demo import write_demo
-from flowmimic.sources.demo_motion import DanceSpec, synthesize_dances
+from flowmimic.sources.demo_dances import synthesize_dances
+from flowmimic.sources.demo_motion import DanceSpec
 from flowmimic.viz import animate_comparison, draw_skeleton, plot_gallery, plot_sequence, plot_sequence_file
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,9 +2,10 @@
 
 The demo exercises the real readers end to end: the files below are what `sources.aist` and
 `sources.mvhumannet` read from the real datasets, with the same keys, dtypes, units, rates, axis
-conventions and naming. Motions come from `sources.demo_motion` (canonical frame) and are turned
-into each dataset's native frame with the inverse of the reader's alignment
-(`canonical = R @ native`, `R = data.zup_to_yup @ data.<source>.axis_remap`).
+conventions and naming. Motions come from `sources.demo_dances` and `sources.demo_studio` (canonical
+frame, on the shared core in `sources.demo_motion`) and are turned into each dataset's native frame
+with the inverse of the reader's alignment (`canonical = R @ native`,
+`R = data.zup_to_yup @ data.<source>.axis_remap`).
 
 Layout under `demo.root`::
 
@@ -60,8 +61,9 @@ from flowmimic.io import write_bytes, write_json, write_lines, write_text
 from flowmimic.params import Params
 from flowmimic.sources.aist import GENRES
 from flowmimic.sources.common import canonical_rotation
-from flowmimic.sources.demo_motion import DanceSpec, MotionBatch, StudioSpec, genre_tempo, smpl45_joints, \
-    synthesize_dances, synthesize_studio
+from flowmimic.sources.demo_dances import genre_tempo, synthesize_dances
+from flowmimic.sources.demo_motion import DanceSpec, MotionBatch, StudioSpec, smpl45_joints
+from flowmimic.sources.demo_studio import synthesize_studio
 
 log = logging.getLogger(__name__)
 
