@@ -1,0 +1,175 @@
+"""Cache-stage throughput on the demo data with 1 and 2 workers, and peak memory.
+
+Builds params from the repo's params.yaml with every path redirected into a temp folder, writes the
+demo dataset there (`flowmimic.stages.demo_data`), runs `split`, then times `flowmimic.stages.cache.main`
+from an empty cache folder once per worker count. Each configuration runs in a fresh Python process,
+so the RSS high-water marks (`getrusage` ru_maxrss) belong to that run alone: `main` is the process
+that runs the stage (imports included; with 1 worker it featurises too), `workers` the largest pool
+worker (RUSAGE_CHILDREN; forked from main, so shared pages count in both). Linux keeps ru_maxrss
+across exec, so this launcher imports neither torch nor flowmimic: the demo is written by a
+subprocess too. Throughput counts every
+sequence of the splits (skipped ones too, they are read) and the feature frames of the cached ones;
+joint frames = feature frames + 1 per sequence, at `data.fps` (20).
+
+`--scale N` multiplies the demo (N x sequences per AIST++ dancer, N x MVHumanNet performers) to show
+that peak memory does not grow with the dataset: the stage streams one sequence per worker. Prints
+one line per configuration, e.g.
+
+    cache x1 workers=2 (2 torch thread(s) in main): 114 seqs (108 ok) in 4.0 s = 28.23 seqs/s,
+    5,136 feature frames/s (5,162 joint frames/s = 258x real time at 20 fps) | runs 4.0/4.1 s |
+    speed-up 1.42x | peak RSS main 240 MB (after imports 235 MB), workers 229 MB      (one line)
+
+Each configuration runs `--repeats` times (default 2) and shows its best time; the machine is
+shared, and with 1 worker the stage keeps torch's default intra-op threads, which on a busy 2-core
+machine occasionally runs ~3x slower (`--threads 1` pins them).
+
+Run: python benchmarks/bench_cache.py [--workers 1 2] [--scale 1] [--repeats 2] [--threads 0] [--params params.yaml]
+     python benchmarks/bench_cache.py --scale 1 4        # memory stays flat as the demo grows 4x
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def redirected_params(params_file: Path, root: Path, scale: int) -> dict:
+    """The params mapping with every output/input path under `root` and the demo `scale`d."""
+    raw = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    raw["demo"]["root"] = str(root / "demo")
+    raw["data"].update(aist_root=str(root / "demo/aist"), mvh_root=str(root / "demo/mvh"))
+    raw["split"]["dir"] = str(root / "splits")
+    raw["cache"]["dir"] = str(root / "cache")
+    raw["validate"].update(dir=str(root / "validate"), metrics=str(root / "metrics/data.json"))
+    raw["stats"]["path"] = str(root / "stats/mean_std.npz")
+    raw["train"].update(model_path=str(root / "models/motion_vae.pt"), last_path=str(root / "models/last.pt"),
+                        live_dir=str(root / "dvclive/train"))
+    raw["evaluate"].update(metrics=str(root / "metrics/eval.json"), plots_dir=str(root / "metrics/plots"))
+    raw["demo"]["aist_sequences"] *= scale      # dancer ids are 2 digits: scale sequences per dancer, not dancers
+    raw["demo"]["mvh_performers"] *= scale
+    return raw
+
+
+def _mb(kb: int) -> str:
+    return f"{kb / 1024:,.0f} MB" if kb else "-"
+
+
+def child(params_path: str, threads: int) -> None:
+    """Run the cache stage once (in this fresh process) and print one JSON line of figures."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    from flowmimic.catalog import read_index
+    from flowmimic.params import load_params
+    from flowmimic.stages import cache
+
+    params = load_params(params_path)
+    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    cache.main(params)
+    seconds = time.perf_counter() - t0
+    rows = read_index(params.cache.dir)
+    ok = [r for r in rows if r["status"] == "ok"]
+    print(json.dumps({
+        "seconds": seconds, "sequences": len(rows), "ok": len(ok),
+        "feature_frames": sum(r["frames"] for r in ok),
+        "joint_frames": sum(r["frames"] + 1 for r in ok),
+        "rss_imports_kb": rss_imports,
+        "rss_self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "rss_children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        "torch_threads": torch.get_num_threads(),
+    }))
+
+
+def prepare(params_path: str) -> None:
+    """Write the demo and the splits; print the seconds the demo took as one JSON line."""
+    from flowmimic.params import load_params
+    from flowmimic.stages import demo_data, split
+
+    params = load_params(params_path)
+    t0 = time.perf_counter()
+    demo_data.main(params)
+    seconds = time.perf_counter() - t0
+    split.main(params)
+    print(json.dumps({"seconds": seconds}))
+
+
+def in_subprocess(mode: str, raw: dict, path: Path, threads: int = 0) -> dict:
+    """Write `raw` to `path`, run this script with `--<mode> path` and return its last JSON line."""
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    cmd = [sys.executable, __file__, f"--{mode}", str(path), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{mode} with {path} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_config(raw: dict, root: Path, workers: int, repeats: int, threads: int) -> dict:
+    """Best time of `repeats` cache runs with `workers`, each from an empty cache folder in a fresh
+    subprocess; peak RSS is the largest over the repeats; "times" lists every run's seconds."""
+    runs = []
+    for k in range(repeats):
+        raw = json.loads(json.dumps(raw))
+        raw["cache"]["dir"] = str(root / f"cache-w{workers}-r{k}")
+        raw["cache"]["workers"] = workers
+        runs.append(in_subprocess("child", raw, root / f"params-w{workers}-r{k}.yaml", threads))
+        shutil.rmtree(raw["cache"]["dir"])
+    best = min(runs, key=lambda r: r["seconds"])
+    peaks = {k: max(r[k] for r in runs) for k in ("rss_imports_kb", "rss_self_kb", "rss_children_kb")}
+    return {**best, **peaks, "times": [r["seconds"] for r in runs]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--scale", type=int, nargs="+", default=[1], help="demo size multiplier(s)")
+    ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per configuration; the best time is shown")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads of the stage's main process (0: torch's default, as `flowmimic cache`)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--prepare", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child or args.prepare:
+        child(args.child, args.threads) if args.child else prepare(args.prepare)
+        return
+
+    fps = yaml.safe_load(args.params.read_text(encoding="utf-8"))["data"]["fps"]
+    print(f"params: {args.params} (paths redirected to a temp folder); launcher peak RSS "
+          f"{_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)}, inherited by each run's 'main'")
+    for scale in args.scale:
+        with tempfile.TemporaryDirectory(prefix="flowmimic-bench-cache-") as tmp:
+            root = Path(tmp)
+            raw = redirected_params(args.params, root, scale)
+            demo_s = in_subprocess("prepare", raw, root / "params-demo.yaml")["seconds"]
+            base = None
+            for workers in args.workers:
+                r = run_config(raw, root, workers, args.repeats, args.threads)
+                base = base or r["seconds"]
+                s = r["seconds"]
+                runs = "/".join(f"{t:.1f}" for t in r["times"])
+                print(f"cache x{scale} workers={workers} ({r['torch_threads']} torch thread(s) in main): "
+                      f"{r['sequences']} seqs ({r['ok']} ok) in {s:.1f} s = {r['sequences'] / s:.2f} seqs/s, "
+                      f"{r['feature_frames'] / s:,.0f} feature frames/s ({r['joint_frames'] / s:,.0f} joint frames/s "
+                      f"= {r['joint_frames'] / fps / s:.0f}x real time at {fps} fps) | runs {runs} s | "
+                      f"speed-up {base / s:.2f}x | peak RSS main {_mb(r['rss_self_kb'])} "
+                      f"(after imports {_mb(r['rss_imports_kb'])}), workers {_mb(r['rss_children_kb'])}")
+            print(f"demo x{scale}: {r['feature_frames']:,} feature frames = {r['joint_frames'] / fps / 60:.1f} min "
+                  f"of motion; demo generation took {demo_s:.1f} s (not timed above)")
+
+
+if __name__ == "__main__":
+    main()
