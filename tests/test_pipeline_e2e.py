@@ -85,6 +85,13 @@ def test_repro_then_nothing_to_do(repo):
     assert stages_run(run("dvc repro", repo)) == []
     assert "up to date" in run("dvc status", repo)
     run("git add -A && git commit -qm 'demo run'", repo)
+    # Recomputing the cache from raw files with new mtimes gives the same output hash, so the
+    # stages downstream have nothing to do (the resume manifest is not part of the hash).
+    for f in (repo / "data/demo").rglob("*.pkl"):
+        os.utime(f, (f.stat().st_atime + 10, f.stat().st_mtime + 10))
+    assert stages_run(run("dvc repro -f -s cache", repo)) == ["cache"]
+    assert stages_run(run("dvc repro", repo)) == []
+    assert run("git status --porcelain dvc.lock", repo).strip() == ""
 
 
 def test_param_changes_rerun_exactly_the_dependent_stages(repo):

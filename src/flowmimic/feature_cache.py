@@ -2,8 +2,8 @@
 
 A job is one sequence of a split. Its fingerprint hashes the native files' names, sizes and
 modification times, the `data` and `features` params and the code that turns raw files into
-features; the manifest (`<cache.dir>/manifest*.json`) maps each job to the fingerprint its saved
-result was made with. A re-run (after a crash, or of one shard) skips jobs whose fingerprint is
+features; the manifest (`<cache.dir>/.cache-manifest*.json`) maps each job to the fingerprint its
+saved result was made with. A re-run (after a crash, or of one shard) skips jobs whose fingerprint is
 unchanged, so killed runs resume and DVC's `persist: true` cache is safe across param changes.
 """
 
@@ -113,16 +113,20 @@ def job_fingerprint(job: Job, config_fp: str) -> str:
 
 
 # ----------------------------------------------------------------------------- manifest
+# The manifest holds machine-specific state (file mtimes), so `.dvcignore` keeps it out of the
+# cache output's DVC hash: the hash then depends on the features alone, and re-running the stage
+# with unchanged results does not invalidate validate/stats/train downstream.
+MANIFEST = ".cache-manifest"
 
 
 def manifest_name(shard: tuple[int, int] | None) -> str:
-    return "manifest.json" if shard is None else f"manifest.shard-{shard[0]}-of-{shard[1]}.json"
+    return f"{MANIFEST}.json" if shard is None else f"{MANIFEST}.shard-{shard[0]}-of-{shard[1]}.json"
 
 
 def read_manifests(cache_dir: str | Path) -> dict[str, dict]:
     """Union of every manifest in the cache folder: key -> {"fingerprint", "row"}."""
     merged: dict[str, dict] = {}
-    for f in sorted(Path(cache_dir).glob("manifest*.json")):
+    for f in sorted(Path(cache_dir).glob(f"{MANIFEST}*.json")):
         try:
             merged.update(read_json(f).get("jobs", {}))
         except (DataError, AttributeError):
