@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from flowmimic.catalog import DOMAINS, SPLITS, bad_list_path, split_path, usable_sequences
+from flowmimic.catalog import DOMAINS, SPLITS, bad_list_path, index_path, split_path, usable_sequences
 from flowmimic.dataset import BalancedBatchSampler, MotionWindows, validation_batches
 from flowmimic.distributed import DistInfo, reduce_mean
 from flowmimic.errors import FlowMimicError
@@ -80,14 +80,19 @@ def build_loaders(params, info: DistInfo) -> Loaders:
 
 
 def data_fingerprint(params) -> str:
-    """Hash of what decides the training data: the stats file, the split files and the bad lists."""
-    files = [Path(params.stats.path)]
+    """Hash of what decides the training data: the stats file, the split files, the bad lists, the
+    cache index and each used feature file's size and mtime (rewritten features mean retraining)."""
+    files = [Path(params.stats.path), index_path(params.cache.dir)]
     files += [split_path(params.split.dir, d, s) for d in DOMAINS for s in SPLITS]
     files += [bad_list_path(params.validate_.dir, d) for d in DOMAINS]
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.name).encode())
         h.update(f.read_bytes() if f.exists() else b"<missing>")
+    for split in SPLITS:
+        for seq in usable_sequences(params.cache.dir, params.split.dir, params.validate_.dir, split):
+            st = seq.path.stat()
+            h.update(f"{seq.domain}/{seq.id}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:16]
 
 
