@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from flowmimic.body.rotation import axis_angle_to_matrix
-from flowmimic.body.skeleton import N_SMPL_JOINTS, SMPL_PARENTS
+from flowmimic.body.skeleton import SMPL_PARENTS
 
 
 def smpl_forward_kinematics(
@@ -56,5 +56,3 @@ def smpl_forward_kinematics(
         joints = joints + transl[..., None, :].to(joints.dtype)
     return joints
 
-
-__all__ = ["smpl_forward_kinematics", "N_SMPL_JOINTS"]

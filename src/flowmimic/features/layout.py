@@ -28,8 +28,7 @@ assert CONTACTS.stop == DIM
 
 # Continuous dims: normalised with the training mean/std, reconstructed with SmoothL1.
 CONTINUOUS = slice(0, CONTACTS.start)                          # 0:259
-# Binary dims: left as 0/1 (mean 0, std 1 in the stats file), reconstructed as logits.
-BINARY = CONTACTS
+# CONTACTS are binary: left as 0/1 (mean 0, std 1 in the stats file), reconstructed as logits.
 # Dims whose frame-to-frame change the smoothness loss constrains (the seed's choice: root,
 # rotations, velocities; ric positions are left to the reconstruction term).
 SMOOTHED: tuple[slice, ...] = (ROOT, ROT_6D, LOCAL_VEL)
@@ -39,5 +38,3 @@ STD_GROUPS: tuple[tuple[str, slice], ...] = (
     ("root_yaw_vel", ROOT_YAW_VEL), ("root_xz_vel", ROOT_XZ_VEL), ("root_y", ROOT_Y),
     ("ric", RIC), ("rot_6d", ROT_6D), ("local_vel", LOCAL_VEL),
 )
-# Every named part, in order (for per-part metrics and plots).
-PARTS: tuple[tuple[str, slice], ...] = STD_GROUPS + (("feet_contact", CONTACTS),)

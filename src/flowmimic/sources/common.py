@@ -34,9 +34,8 @@ class RawSequence:
     notes: tuple[str, ...] = field(default=())   # non-fatal findings (e.g. interpolated gaps)
 
 
-def canonical_rotation(zup_to_yup: Sequence[Sequence[float]], axis_remap: Sequence[Sequence[float]],
-                       dtype: torch.dtype = torch.float32) -> Tensor:
-    """(3, 3) native -> y-up rotation: first the source's remap to z-up, then HumanML3D's z-up -> y-up."""
+def canonical_rotation(zup_to_yup: Sequence[Sequence[float]], axis_remap: Sequence[Sequence[float]]) -> Tensor:
+    """(3, 3) float64 native -> y-up rotation: first the source's remap to z-up, then HumanML3D's z-up -> y-up."""
     return torch.tensor(zup_to_yup, dtype=torch.float64) @ torch.tensor(axis_remap, dtype=torch.float64)
 
 
