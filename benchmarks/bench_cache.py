@@ -72,7 +72,7 @@ def child(params_path: str, threads: int) -> None:
     if threads:
         torch.set_num_threads(threads)
 
-    from flowmimic.catalog import read_index
+    from flowmimic.cache.catalog import read_index
     from flowmimic.params import load_params
     from flowmimic.stages import cache
 

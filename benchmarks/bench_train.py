@@ -1,7 +1,7 @@
 """Training throughput and achieved FLOP/s of the motion VAE (demo and full model), and the demo's MPJPE.
 
 Each model is `flowmimic.model.vae.MotionVAE` trained by the trainer's own loop
-(`flowmimic.trainer.train_epoch`: forward, `vae_losses`, backward, gradient clipping, AdamW and LR
+(`flowmimic.training.loop.train_epoch`: forward, `vae_losses`, backward, gradient clipping, AdamW and LR
 scheduler step; bf16 autocast on CUDA as in `flowmimic train`) on one fixed batch of random
 normalised input (features N(0, 1), contacts 0/1, every frame real, domains alternating, AIST++
 samples with a random genre), so no data is needed and the data loader is not timed.
@@ -44,13 +44,13 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from flowmimic.catalog import DOMAINS
+from flowmimic.cache.catalog import DOMAINS
 from flowmimic.features import layout
 from flowmimic.model.losses import LossWeights, kl_weight_at, vae_losses
 from flowmimic.model.vae import MotionVAE, VAEConfig
 from flowmimic.params import load_params
-from flowmimic.sources.aist import N_GENRES
-from flowmimic.trainer import build_optimizer, build_scheduler, train_epoch
+from flowmimic.taxonomy import N_GENRES
+from flowmimic.training.loop import build_optimizer, build_scheduler, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = dict(d_model=512, n_layers=8, n_heads=8, d_z=256)      # the seed's model

@@ -33,7 +33,7 @@ def main(out: str = "docs/demo_frame.png") -> None:
     for genre in GENRES_SHOWN:
         name = next(n for n in train if n.startswith(genre) and "_sFM_" in n)
         seq = read_sequence(aist.motion_path(params.data.aist_root, name), params)
-        items.append((seq.joints, expressive_frame(seq.joints, 12), aist.genre_name(aist.genre_id(genre))))
+        items.append((seq.joints, expressive_frame(seq.joints, 12), taxonomy.genre_name(taxonomy.genre_id(genre))))
     best = None
     for seq_id in list_sequences(params.data.mvh_root):       # the MVH sequence with the highest hand
         try:

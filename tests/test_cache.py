@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowmimic import feature_cache
-from flowmimic.catalog import read_index
+from flowmimic.cache import jobs as feature_cache
+from flowmimic.cache.catalog import read_index
 from flowmimic.errors import DataError
 from flowmimic.features import layout
 from flowmimic.stages import cache, split

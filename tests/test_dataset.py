@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from fake_cache import make_fake_cache
-from flowmimic.catalog import usable_sequences
-from flowmimic.dataset import AIST, MVH, BalancedBatchSampler, MotionWindows, validation_batches, validation_keys
+from flowmimic.cache.catalog import usable_sequences
+from flowmimic.training.windows import AIST, MVH, BalancedBatchSampler, MotionWindows, validation_batches, validation_keys
 from flowmimic.errors import DataError
 from flowmimic.features import layout
 from flowmimic.features.normalize import Normalizer

@@ -17,12 +17,12 @@ from flowmimic.body.skeleton import PARENTS, default_rest_joints
 from flowmimic.errors import ConfigError, DataError
 from flowmimic.io import safe_load_pickle
 from flowmimic.params import load_params
-from flowmimic.sources.aist import GENRES
+from flowmimic.taxonomy import GENRES
 from flowmimic.sources.common import canonical_rotation
-from flowmimic.sources.demo import MANIFEST, plan_aist, plan_mvh, write_demo
-from flowmimic.sources.demo_dances import genre_tempo, synthesize_dances
-from flowmimic.sources.demo_motion import DanceSpec, StudioSpec, smpl45_joints
-from flowmimic.sources.demo_studio import synthesize_studio
+from flowmimic.demo.dataset import MANIFEST, plan_aist, plan_mvh, write_demo
+from flowmimic.demo.dances import genre_tempo, synthesize_dances
+from flowmimic.demo.motion import DanceSpec, StudioSpec, smpl45_joints
+from flowmimic.demo.studio import synthesize_studio
 
 REPO = Path(__file__).resolve().parents[1]
 NAME_RE = re.compile(r"^(g[A-Z]{2})_s(BM|FM)_cAll_(d\d{2})_m([A-Z]{2})([0-5])_ch(\d{2})$")

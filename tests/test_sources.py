@@ -10,6 +10,7 @@ import torch
 
 from flowmimic.body.skeleton import HEAD, PELVIS, default_rest_joints
 from flowmimic.errors import DataError
+from flowmimic import taxonomy
 from flowmimic.sources import aist, mvhumannet, read_sequence
 from flowmimic.sources.common import resample
 
@@ -26,8 +27,8 @@ def params():
 def test_parse_name_and_genres():
     n = aist.parse_name("gBR_sBM_cAll_d04_mBR0_ch01")
     assert (n.genre, n.situation, n.camera, n.dancer, n.music, n.choreography) == ("gBR", "sBM", "cAll", "d04", "mBR0", "ch01")
-    assert n.genre_id == 1 and aist.genre_id("gJB") == 10 and aist.genre_id("gXX") == 0
-    assert len(aist.GENRES) == len(set(aist.GENRES)) == 10
+    assert n.genre_id == 1 and taxonomy.genre_id("gJB") == 10 and taxonomy.genre_id("gXX") == 0
+    assert len(taxonomy.GENRES) == len(set(taxonomy.GENRES)) == 10
     with pytest.raises(ValueError, match="not an AIST"):
         aist.parse_name("dance_01")
 
@@ -39,7 +40,7 @@ def test_aist_reader_aligns_to_canonical_frame(tmp_path, params):
     assert seq.joints.shape == (60, 22, 3) and seq.fps == 20
     assert torch.allclose(seq.joints, expected, atol=1e-4)
     assert (seq.joints[:, HEAD, 1] > seq.joints[:, PELVIS, 1]).all()              # y-up
-    assert seq.genre_id == aist.genre_id("gKR") and seq.performer == "d29" and seq.domain == "aist"
+    assert seq.genre_id == taxonomy.genre_id("gKR") and seq.performer == "d29" and seq.domain == "aist"
     assert torch.allclose(seq.joints[0, PELVIS], torch.zeros(3), atol=1e-6)
 
 

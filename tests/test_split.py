@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowmimic.catalog import split_path
+from flowmimic.cache.catalog import split_path
 from flowmimic.io import read_json, read_lines
 from flowmimic.sources import mvhumannet
 from flowmimic.stages import split

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from fake_cache import make_fake_cache, write_params
-from flowmimic.checkpoint import load_checkpoint, load_model
-from flowmimic.distributed import DistInfo
+from flowmimic.training.checkpoint import load_checkpoint, load_model
+from flowmimic.training.distributed import DistInfo
 from flowmimic.model.losses import LossWeights
 from flowmimic.model.vae import MotionVAE, VAEConfig
 from flowmimic.stages import train as train_stage
-from flowmimic.trainer import NonFiniteLossError, build_loaders, lr_factor, validate
+from flowmimic.training.loop import NonFiniteLossError, build_loaders, lr_factor, validate
 
 
 @pytest.fixture(autouse=True)

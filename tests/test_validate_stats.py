@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowmimic.catalog import bad_list_path, read_index
+from flowmimic.cache.catalog import bad_list_path, read_index
 from flowmimic.errors import DataError
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import joints_to_features

@@ -14,9 +14,9 @@ from PIL import Image
 from flowmimic.body.skeleton import default_rest_joints
 from flowmimic.errors import DataError
 from flowmimic.params import load_params
-from flowmimic.sources.demo import write_demo
-from flowmimic.sources.demo_dances import synthesize_dances
-from flowmimic.sources.demo_motion import DanceSpec
+from flowmimic.demo.dataset import write_demo
+from flowmimic.demo.dances import synthesize_dances
+from flowmimic.demo.motion import DanceSpec
 from flowmimic.viz import animate_comparison, draw_skeleton, plot_gallery, plot_sequence, plot_sequence_file
 
 REPO = Path(__file__).resolve().parents[1]

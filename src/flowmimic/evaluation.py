@@ -24,7 +24,7 @@ from torch import Tensor
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.features.normalize import Normalizer
-from flowmimic.sources.aist import N_GENRES
+from flowmimic.taxonomy import N_GENRES
 
 
 def joint_errors(pred: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:

@@ -30,12 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from flowmimic.catalog import DOMAINS
 from flowmimic.features import layout
-from flowmimic.sources.aist import N_GENRES
-
-N_DOMAINS = len(DOMAINS)   # 0 aist, 1 mvh
-# N_GENRES: AIST++'s ten dance genres, ids 1..10 (0 = unknown, all of MVHumanNet).
+from flowmimic.taxonomy import N_DOMAINS, N_GENRES   # domains 0 aist, 1 mvh; genres 1..10 (0 = unknown)
 
 
 @dataclass(frozen=True)

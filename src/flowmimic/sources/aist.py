@@ -28,25 +28,10 @@ from flowmimic.errors import DataError
 from flowmimic.io import read_lines, safe_load_pickle
 from flowmimic.params import DataParams
 from flowmimic.sources.common import RawSequence, align, canonical_rotation, check_finite, resample
-
-# Genre ids: 0 = unknown (all MVHumanNet), then these codes in this order get 1..10.
-GENRES: tuple[str, ...] = ("gBR", "gPO", "gLO", "gMH", "gLH", "gHO", "gWA", "gKR", "gJS", "gJB")
-GENRE_NAMES: tuple[str, ...] = ("Break", "Pop", "Lock", "Middle Hip-hop", "LA-style Hip-hop", "House",
-                                "Waack", "Krump", "Street Jazz", "Ballet Jazz")
-UNKNOWN_GENRE = 0
-N_GENRES = len(GENRES)
+from flowmimic.taxonomy import genre_id
 
 _NAME = re.compile(r"^g(?P<genre>[A-Z]{2})_s(?P<situation>[A-Z]{2})_c(?P<camera>[A-Za-z0-9]+)_"
                    r"d(?P<dancer>\d+)_m(?P<music>[A-Z]{2}\d+)_ch(?P<choreo>\d+)$")
-
-
-def genre_id(code: str) -> int:
-    """'gBR' -> 1 ... 'gJB' -> 10; anything else -> 0 (unknown)."""
-    return GENRES.index(code) + 1 if code in GENRES else UNKNOWN_GENRE
-
-
-def genre_name(gid: int) -> str:
-    return GENRE_NAMES[gid - 1] if 1 <= gid <= N_GENRES else "unknown"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Writes `<cache.dir>/{aist,mvh}/<id>.npy` (frames, 263) and `<cache.dir>/index.json` (one row per
 sequence of the splits: id, domain, genre, performer, frames, source, status, skip reason; see
-`flowmimic.catalog`). A process pool of `cache.workers` streams the sequences, so memory stays
+`flowmimic.cache.catalog`). A process pool of `cache.workers` streams the sequences, so memory stays
 bounded by one sequence per worker. Every file is written atomically; the manifest makes a killed
 run resumable. For a cluster, run `flowmimic cache --shard i/N` for i = 0..N-1 (a job array: one
 clone of the repo per job, or one shared folder), then `flowmimic cache-merge` once.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from flowmimic.catalog import INDEX_VERSION, index_path
+from flowmimic.cache.catalog import INDEX_VERSION, index_path
 from flowmimic.errors import DataError
-from flowmimic.feature_cache import (Job, init_worker, config_fingerprint, is_reusable, job_fingerprint,
+from flowmimic.cache.jobs import (Job, init_worker, config_fingerprint, is_reusable, job_fingerprint,
                                      list_jobs, manifest_name, process_job, read_manifests, shard_jobs,
                                      write_manifest)
 from flowmimic.io import read_json, write_json

@@ -3,7 +3,7 @@
 Reads the `demo` section (sizes, seed, broken items) and `data` (axis remaps, rates, the SMPL rest
 skeleton, `data.mvh.max_gap_s`), plus `features.min_frames` (how short the too-short item is).
 Writes `demo.root` = `aist/` (AIST++ annotations layout) + `mvh/` (MVHumanNet layout) +
-`manifest.json`; see `flowmimic.sources.demo` for the exact files.
+`manifest.json`; see `flowmimic.demo.dataset` for the exact files.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from flowmimic.params import Params
-from flowmimic.sources.demo import write_demo
+from flowmimic.demo.dataset import write_demo
 
 log = logging.getLogger(__name__)
 

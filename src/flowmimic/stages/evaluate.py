@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import DataLoader
 
-from flowmimic.catalog import DOMAINS, usable_sequences
-from flowmimic.checkpoint import load_model
-from flowmimic.dataset import MotionWindows, validation_batches
+from flowmimic.cache.catalog import DOMAINS, usable_sequences
+from flowmimic.training.checkpoint import load_model
+from flowmimic.training.windows import MotionWindows, validation_batches
 from flowmimic.evaluation import Accumulator, denormalize_windows, joint_errors
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints
@@ -28,7 +28,7 @@ from flowmimic.io import write_json
 from flowmimic.model.losses import LossWeights, vae_losses
 from flowmimic.model.vae import to_features
 from flowmimic.params import Params
-from flowmimic.sources.aist import GENRE_NAMES, genre_name
+from flowmimic.taxonomy import GENRE_NAMES, genre_name
 
 log = logging.getLogger(__name__)
 

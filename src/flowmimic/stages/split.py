@@ -13,7 +13,7 @@ import logging
 import random
 from collections import defaultdict
 
-from flowmimic.catalog import split_path
+from flowmimic.cache.catalog import split_path
 from flowmimic.errors import DataError
 from flowmimic.io import write_json, write_lines
 from flowmimic.params import Params

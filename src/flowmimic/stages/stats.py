@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from flowmimic.catalog import DOMAINS, usable_sequences
+from flowmimic.cache.catalog import DOMAINS, usable_sequences
 from flowmimic.errors import DataError
 from flowmimic.features import layout
 from flowmimic.io import save_npz

@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from flowmimic.checkpoint import load_checkpoint, save_checkpoint
-from flowmimic.distributed import DistInfo, barrier, cleanup, init_distributed
+from flowmimic.training.checkpoint import load_checkpoint, save_checkpoint
+from flowmimic.training.distributed import DistInfo, barrier, cleanup, init_distributed
 from flowmimic.model.losses import LossWeights
 from flowmimic.model.vae import MotionVAE, VAEConfig
 from flowmimic.params import Params
-from flowmimic.trainer import (TrainState, build_loaders, build_optimizer, build_scheduler, data_fingerprint,
+from flowmimic.training.loop import (TrainState, build_loaders, build_optimizer, build_scheduler, data_fingerprint,
                                make_checkpoint, seed_everything, train_epoch, trim_live_history, validate)
 
 log = logging.getLogger(__name__)

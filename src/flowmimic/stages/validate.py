@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from flowmimic.body.skeleton import HEAD, PARENTS, PELVIS, TARGET_BONE_LENGTHS
-from flowmimic.catalog import DOMAINS, SPLITS, bad_list_path, read_index, split_path
+from flowmimic.cache.catalog import DOMAINS, SPLITS, bad_list_path, read_index, split_path
 from flowmimic.errors import DataError
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints

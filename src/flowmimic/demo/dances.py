@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from flowmimic.body.skeleton import N_SMPL_JOINTS
-from flowmimic.sources.aist import GENRES
-from flowmimic.sources.demo_motion import DTYPE, DanceSpec, MotionBatch, _finish, _lognormal, _neutral_channels, \
+from flowmimic.taxonomy import GENRES
+from flowmimic.demo.motion import DTYPE, DanceSpec, MotionBatch, _finish, _lognormal, _neutral_channels, \
     _smoothstep, _stack_plans, _uniform
 
 BAR_BEATS = 4                   # beats per bar: moves change at bar lines

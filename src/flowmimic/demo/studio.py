@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor
 
-from flowmimic.sources.demo_motion import _ARM_REST_DOWN, DTYPE, MotionBatch, StudioSpec, _finish, _lognormal, \
+from flowmimic.demo.motion import _ARM_REST_DOWN, DTYPE, MotionBatch, StudioSpec, _finish, _lognormal, \
     _neutral_channels, _smoothstep, _stack_plans, _uniform
 
 STUDIO_ACTIONS: tuple[str, ...] = ("idle", "wave", "raise", "turn", "walk", "squat", "circles")

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from flowmimic.catalog import DOMAINS, SPLITS, bad_list_path, index_path, split_path, usable_sequences
-from flowmimic.dataset import BalancedBatchSampler, MotionWindows, validation_batches
-from flowmimic.distributed import DistInfo, reduce_mean
+from flowmimic.cache.catalog import DOMAINS, SPLITS, bad_list_path, index_path, split_path, usable_sequences
+from flowmimic.training.windows import BalancedBatchSampler, MotionWindows, validation_batches
+from flowmimic.training.distributed import DistInfo, reduce_mean
 from flowmimic.errors import FlowMimicError
 from flowmimic.features.normalize import Normalizer
 from flowmimic.io import write_text
@@ -229,8 +229,8 @@ def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, s
                     config: dict, train_params: dict, fingerprints: tuple[str, str], *,
                     finished: bool, model_state: dict[str, Tensor] | None = None,
                     with_best: bool = False) -> dict[str, Any]:
-    """The checkpoint dict (see `flowmimic.checkpoint`); `model_state` overrides the model's weights."""
-    from flowmimic.checkpoint import CHECKPOINT_VERSION
+    """The checkpoint dict (see `flowmimic.training.checkpoint`); `model_state` overrides the model's weights."""
+    from flowmimic.training.checkpoint import CHECKPOINT_VERSION
 
     ckpt = {
         "version": CHECKPOINT_VERSION,

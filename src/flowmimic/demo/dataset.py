@@ -59,11 +59,11 @@ from flowmimic.body.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from flowmimic.errors import ConfigError
 from flowmimic.io import write_bytes, write_json, write_lines, write_text
 from flowmimic.params import Params
-from flowmimic.sources.aist import GENRES
+from flowmimic.taxonomy import GENRES
 from flowmimic.sources.common import canonical_rotation
-from flowmimic.sources.demo_dances import genre_tempo, synthesize_dances
-from flowmimic.sources.demo_motion import DanceSpec, MotionBatch, StudioSpec, smpl45_joints
-from flowmimic.sources.demo_studio import synthesize_studio
+from flowmimic.demo.dances import genre_tempo, synthesize_dances
+from flowmimic.demo.motion import DanceSpec, MotionBatch, StudioSpec, smpl45_joints
+from flowmimic.demo.studio import synthesize_studio
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from flowmimic.catalog import DOMAINS, CachedSequence
+from flowmimic.cache.catalog import DOMAINS, CachedSequence
 from flowmimic.errors import DataError
 from flowmimic.features import layout
 from flowmimic.features.normalize import Normalizer

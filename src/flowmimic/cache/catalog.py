@@ -26,7 +26,7 @@ import numpy as np
 from flowmimic.errors import DataError
 from flowmimic.io import read_json, read_lines
 
-DOMAINS: tuple[str, ...] = ("aist", "mvh")   # domain id = index here
+from flowmimic.taxonomy import DOMAINS
 SPLITS: tuple[str, ...] = ("train", "val")
 INDEX_VERSION = 1
 Split = Literal["train", "val"]

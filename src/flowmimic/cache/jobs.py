@@ -18,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-from flowmimic.catalog import DOMAINS, split_path
+from flowmimic.cache.catalog import DOMAINS, split_path
 from flowmimic.errors import DataError
 from flowmimic.features.humanml3d import joints_to_features
 from flowmimic.io import read_json, read_lines, save_npy, write_json
 from flowmimic.params import Params
 
 log = logging.getLogger(__name__)
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent   # src/flowmimic
 # The code a cached feature file depends on (mirrors the cache stage's code deps in dvc.yaml).
-CODE_DEPS = ("body", "features", "sources", "feature_cache.py", "io.py")
+CODE_DEPS = ("body", "features", "sources", "cache/jobs.py", "io.py", "taxonomy.py")
 
 
 @dataclass(frozen=True)
