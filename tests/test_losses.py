@@ -10,7 +10,7 @@ from flowmimic.features import layout
 from flowmimic.model.losses import LOSS_PARTS, LossWeights, kl_weight_at, vae_losses
 from flowmimic.model.vae import VAEOutput
 
-W = LossWeights(w_recon=1.0, w_contact=0.5, w_smooth=0.25, w_style=0.1, kl_weight=0.01, kl_warmup_steps=100)
+W = LossWeights(w_recon=1.0, w_contact=0.5, w_smooth=0.25, w_style=0.1, w_joints=0.0, kl_weight=0.01, kl_warmup_steps=100)
 B, T, Z, G = 4, 6, 5, 10
 
 

@@ -60,7 +60,7 @@ def test_finite_loss_and_backward_reach_every_parameter():
     torch.manual_seed(0)
     model = MotionVAE(tiny_config(dropout=0.1)).train()
     x, mask, domain, genre = batch()
-    w = LossWeights(w_recon=1, w_contact=0.5, w_smooth=0.5, w_style=0.1, kl_weight=1e-3, kl_warmup_steps=10)
+    w = LossWeights(w_recon=1, w_contact=0.5, w_smooth=0.5, w_style=0.1, w_joints=0.0, kl_weight=1e-3, kl_warmup_steps=10)
     losses = vae_losses(model(x, mask, domain, genre), x, mask, genre, w, kl_weight=1e-3)
     assert all(torch.isfinite(v) for v in losses.values())
     losses["total"].backward()

@@ -52,7 +52,7 @@ def test_train_end_to_end_writes_checkpoints_and_dvclive(tmp_path):
     assert last["train_params"]["d_model"] == 16 and set(last["best_model"]) == set(last["model"])
     summary = json.loads((Path(params.train.live_dir) / "metrics.json").read_text())
     assert summary["step"] == 18
-    assert set(summary["train"]) == {"recon", "contact", "kl", "kl_weight", "smooth", "style", "total", "lr"}
+    assert set(summary["train"]) == {"recon", "contact", "kl", "kl_weight", "smooth", "style", "joints", "total", "lr"}
     assert summary["val"]["epoch"] == 3 and summary["val"]["total"] > 0
     assert len(tsv(params, "train/total").splitlines()) == 1 + 18            # every step (log_every 1)
     assert [r.split("\t")[0] for r in tsv(params, "val/total").splitlines()] == ["step", "12", "18"]

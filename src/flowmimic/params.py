@@ -215,6 +215,7 @@ class TrainParams(Section):
     w_contact: NonNegFloat
     w_smooth: NonNegFloat
     w_style: NonNegFloat
+    w_joints: NonNegFloat              # joint-position loss (metres); 0 keeps the seed's loss
     kl_weight: NonNegFloat             # final KL weight after warm-up
     kl_warmup_steps: NonNegInt
     # bookkeeping

@@ -9,11 +9,18 @@ All terms are masked means over real frames (mask (B, T) bool, True = real), com
   smooth   SmoothL1 between the reconstruction's and the target's frame-to-frame differences on
            `layout.SMOOTHED` (root, 6-D rotations, local velocities), over pairs of real frames
   style    cross-entropy of the style head on samples with a known genre (genre id != 0)
+  joints   mean per-joint position error (metres, L2) between the joints recovered from the
+           reconstruction and from the target (`features_to_joints`, root integrated from the window's
+           first frame): the evaluation's MPJPE as a loss, so root drift and small rotation errors that
+           the per-dimension terms weigh lightly are paid for where they show. Needs the raw-feature
+           scale, hence the `denormalize` argument; computed only when `w_joints` > 0 (else 0).
   total    w_recon * recon + w_contact * contact + kl_weight * kl + w_smooth * smooth + w_style * style
+           + w_joints * joints
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,9 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from flowmimic.features import layout
+from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.model.vae import VAEOutput
 
-LOSS_PARTS: tuple[str, ...] = ("recon", "contact", "kl", "kl_weight", "smooth", "style", "total")
+LOSS_PARTS: tuple[str, ...] = ("recon", "contact", "kl", "kl_weight", "smooth", "style", "joints", "total")
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class LossWeights:
     w_contact: float
     w_smooth: float
     w_style: float
+    w_joints: float           # 0 keeps the seed's loss (no joint-position term)
     kl_weight: float          # final KL weight, reached after kl_warmup_steps
     kl_warmup_steps: int
 
@@ -39,7 +48,7 @@ class LossWeights:
     def from_train_params(cls, p) -> "LossWeights":
         """From the `train` section of params.yaml (`flowmimic.params.TrainParams`)."""
         return cls(w_recon=p.w_recon, w_contact=p.w_contact, w_smooth=p.w_smooth, w_style=p.w_style,
-                   kl_weight=p.kl_weight, kl_warmup_steps=p.kl_warmup_steps)
+                   w_joints=p.w_joints, kl_weight=p.kl_weight, kl_warmup_steps=p.kl_warmup_steps)
 
 
 def kl_weight_at(step: int, weights: LossWeights) -> float:
@@ -58,8 +67,17 @@ def _smoothed(x: Tensor) -> Tensor:
     return torch.cat([x[..., s] for s in layout.SMOOTHED], dim=-1)                     # (B, T, 193)
 
 
+def joint_position_loss(recon: Tensor, target: Tensor, mask: Tensor,
+                        denormalize: Callable[[Tensor], Tensor]) -> Tensor:
+    """Masked mean per-joint L2 distance (m) between the joints of two normalised feature windows (B, T, 263)."""
+    pred = features_to_joints(denormalize(recon))                                     # (B, T, 22, 3)
+    true = features_to_joints(denormalize(target))
+    return masked_mean((pred - true).norm(dim=-1).mean(-1), mask)
+
+
 def vae_losses(out: VAEOutput, target: Tensor, mask: Tensor, genre: Tensor,
-               weights: LossWeights, kl_weight: float) -> dict[str, Tensor]:
+               weights: LossWeights, kl_weight: float,
+               denormalize: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
     """All loss parts and their weighted total.
 
     Args:
@@ -68,6 +86,7 @@ def vae_losses(out: VAEOutput, target: Tensor, mask: Tensor, genre: Tensor,
         mask: (B, T) bool, True on real frames.
         genre: (B,) long, 0 = unknown; style class = genre - 1.
         weights: the loss weights; `kl_weight` the KL weight for this step (see `kl_weight_at`).
+        denormalize: normalised -> raw features (`Normalizer.denormalize`); required when `w_joints` > 0.
     Returns:
         dict of scalar float32 tensors named as `LOSS_PARTS`.
     """
@@ -97,7 +116,13 @@ def vae_losses(out: VAEOutput, target: Tensor, mask: Tensor, genre: Tensor,
         # that still keeps the head in the graph (DDP expects every parameter to get a gradient).
         ce = F.cross_entropy(out.style_logits.float(), (genre - 1).clamp(min=0), reduction="none")  # (B,)
         losses["style"] = masked_mean(ce, genre != 0)
+    if weights.w_joints > 0:
+        if denormalize is None:
+            raise ValueError("w_joints > 0 needs `denormalize` (the features' normaliser)")
+        losses["joints"] = joint_position_loss(recon, target, mask, denormalize)
+    else:
+        losses["joints"] = torch.zeros((), device=recon.device)
     losses["total"] = (weights.w_recon * losses["recon"] + weights.w_contact * losses["contact"]
                        + kl_weight * losses["kl"] + weights.w_smooth * losses["smooth"]
-                       + weights.w_style * losses["style"])
+                       + weights.w_style * losses["style"] + weights.w_joints * losses["joints"])
     return losses

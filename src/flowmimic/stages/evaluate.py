@@ -45,7 +45,7 @@ def evaluate_domain(model, seqs, seq_len: int, batch_size: int, normalizer: Norm
     for batch in loader:
         x, mask, genre = batch["x"], batch["mask"], batch["genre"]
         out = model(x, mask, batch["domain"], genre, sample=False)                   # posterior mean
-        losses = vae_losses(out, x, mask, genre, weights, weights.kl_weight)
+        losses = vae_losses(out, x, mask, genre, weights, weights.kl_weight, normalizer.denormalize)
         probs = to_features(out.recon)                                               # (B, T, 263)
         pred, target = denormalize_windows(normalizer, probs, x)
         errors = joint_errors(pred, target, mask)

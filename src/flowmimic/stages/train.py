@@ -124,12 +124,13 @@ def _train(params: Params, info: DistInfo) -> None:
         data.sampler.set_epoch(epoch)
         state.step = train_epoch(net, data.train, optimizer, scheduler, weights, step=state.step,
                                  device=info.device, grad_clip=p.grad_clip, log_every=p.log_every_steps,
-                                 on_log=_metric_logger(live, "train") if live else None)
+                                 on_log=_metric_logger(live, "train") if live else None,
+                                 denormalize=data.normalizer.denormalize)
         state.epoch = epoch + 1
         finished = state.epoch == p.epochs
         if state.epoch % p.val_every_epochs and not finished:
             continue
-        metrics = validate(model, data.val, weights, info.device) if data.n_val_sequences else {}
+        metrics = validate(model, data.val, weights, info.device, data.normalizer.denormalize) if data.n_val_sequences else {}
         if info.is_main:
             if metrics:
                 _metric_logger(live, "val")(state.step, {**metrics, "epoch": state.epoch})

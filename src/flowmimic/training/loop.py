@@ -51,6 +51,7 @@ def seed_everything(seed: int, epoch: int, rank: int) -> None:
 class Loaders:
     train: DataLoader
     sampler: BalancedBatchSampler
+    normalizer: Normalizer
     val: DataLoader
     n_train_sequences: int
     n_val_sequences: int
@@ -75,7 +76,7 @@ def build_loaders(params, info: DistInfo) -> Loaders:
     common = dict(num_workers=p.num_workers, pin_memory=info.device.type == "cuda")
     return Loaders(
         train=DataLoader(train_ds, batch_sampler=sampler, persistent_workers=p.num_workers > 0, **common),
-        sampler=sampler, val=DataLoader(val_ds, batch_sampler=val_batches, **common),
+        sampler=sampler, normalizer=norm, val=DataLoader(val_ds, batch_sampler=val_batches, **common),
         n_train_sequences=len(seqs["train"]), n_val_sequences=len(seqs["val"]))
 
 
@@ -142,11 +143,13 @@ def _check_finite(losses: dict[str, Tensor], step: int) -> None:
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, weights: LossWeights, *, step: int,
                 device: torch.device, grad_clip: float, log_every: int,
-                on_log: Callable[[int, dict[str, float]], None] | None = None) -> int:
+                on_log: Callable[[int, dict[str, float]], None] | None = None,
+                denormalize: Callable[[Tensor], Tensor] | None = None) -> int:
     """One pass over `loader`; returns the global optimiser step after it.
 
     `on_log(step, metrics)` (rank 0) gets the loss parts averaged over the last `log_every` steps
-    and the learning rate, every `log_every` steps. `grad_clip` 0 disables clipping.
+    and the learning rate, every `log_every` steps. `grad_clip` 0 disables clipping. `denormalize`
+    (normalised -> raw features) is needed by the joint-position loss (`w_joints` > 0).
     """
     model.train()
     window: list[Tensor] = []
@@ -154,7 +157,8 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         batch = _to_device(batch, device)
         with _autocast(device):
             out = model(batch["x"], batch["mask"], batch["domain"], batch["genre"])
-        losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, kl_weight_at(step, weights))
+        losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, kl_weight_at(step, weights),
+                            denormalize)
         _check_finite(losses, step)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
@@ -174,7 +178,8 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader, weights: LossWeights, device: torch.device) -> dict[str, float]:
+def validate(model: nn.Module, loader: DataLoader, weights: LossWeights, device: torch.device,
+             denormalize: Callable[[Tensor], Tensor] | None = None) -> dict[str, float]:
     """Loss parts on the validation windows (posterior mean, final KL weight), averaged over all ranks.
 
     The KL term uses the final `kl_weight`, not the warm-up value, so `total` is comparable across
@@ -187,7 +192,7 @@ def validate(model: nn.Module, loader: DataLoader, weights: LossWeights, device:
         batch = _to_device(batch, device)
         with _autocast(device):
             out = model(batch["x"], batch["mask"], batch["domain"], batch["genre"])
-        losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, weights.kl_weight)
+        losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, weights.kl_weight, denormalize)
         n = batch["x"].shape[0]
         for k in LOSS_PARTS:
             sums[k] += losses[k].item() * n
