@@ -54,6 +54,7 @@ def test_train_end_to_end_writes_checkpoints_and_dvclive(tmp_path):
     assert summary["step"] == 18
     assert set(summary["train"]) == {"recon", "contact", "kl", "kl_weight", "smooth", "style", "joints", "total", "lr"}
     assert summary["val"]["epoch"] == 3 and summary["val"]["total"] > 0
+    assert summary["val"]["mpjpe_mm"] >= summary["val"]["mpjpe_root_aligned_mm"] * 0.2 > 0   # joint errors logged
     assert len(tsv(params, "train/total").splitlines()) == 1 + 18            # every step (log_every 1)
     assert [r.split("\t")[0] for r in tsv(params, "val/total").splitlines()] == ["step", "12", "18"]
     assert (Path(params.train.live_dir) / "params.yaml").exists()

@@ -28,11 +28,13 @@ from flowmimic.cache.catalog import DOMAINS, SPLITS, bad_list_path, index_path, 
 from flowmimic.training.windows import BalancedBatchSampler, MotionWindows, validation_batches
 from flowmimic.training.distributed import DistInfo, reduce_mean
 from flowmimic.errors import FlowMimicError
+from flowmimic.evaluation import joint_errors
 from flowmimic.features.normalize import Normalizer
 from flowmimic.io import write_text
 from flowmimic.model.losses import LOSS_PARTS, LossWeights, kl_weight_at, vae_losses
 
 log = logging.getLogger(__name__)
+VAL_JOINT_METRICS: tuple[str, ...] = ("mpjpe_mm", "mpjpe_root_aligned_mm")
 
 
 class NonFiniteLossError(FlowMimicError):
@@ -183,19 +185,28 @@ def validate(model: nn.Module, loader: DataLoader, weights: LossWeights, device:
     """Loss parts on the validation windows (posterior mean, final KL weight), averaged over all ranks.
 
     The KL term uses the final `kl_weight`, not the warm-up value, so `total` is comparable across
-    epochs and picks the best model. Every rank must call this (it all-reduces).
+    epochs and picks the best model. With `denormalize`, also the joint errors the evaluation reports
+    (`mpjpe_mm`, `mpjpe_root_aligned_mm`, window-weighted here), so the curves show quality against
+    training steps. Every rank must call this (it all-reduces).
     """
     model.eval()
-    sums = dict.fromkeys(LOSS_PARTS, 0.0)
+    parts = LOSS_PARTS + (VAL_JOINT_METRICS if denormalize is not None else ())
+    sums = dict.fromkeys(parts, 0.0)
     count = 0
     for batch in loader:
         batch = _to_device(batch, device)
+        x, mask = batch["x"], batch["mask"]
         with _autocast(device):
-            out = model(batch["x"], batch["mask"], batch["domain"], batch["genre"])
-        losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, weights.kl_weight, denormalize)
-        n = batch["x"].shape[0]
+            out = model(x, mask, batch["domain"], batch["genre"])
+        losses = vae_losses(out, x, mask, batch["genre"], weights, weights.kl_weight, denormalize)
+        n = x.shape[0]
         for k in LOSS_PARTS:
             sums[k] += losses[k].item() * n
+        if denormalize is not None:
+            errors = joint_errors(denormalize(out.recon.float()), denormalize(x), mask)
+            for key, name in (("mpjpe", "mpjpe_mm"), ("mpjpe_root", "mpjpe_root_aligned_mm")):
+                per_window = torch.where(mask, errors[key], 0.0).sum(1) / mask.sum(1).clamp(min=1)
+                sums[name] += 1000.0 * per_window.sum().item()
         count += n
     model.train()
     return reduce_mean(sums, count, device)
