@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,30 @@ def test_config_from_the_classifier_params_section():
     with pytest.raises(ValueError, match="do not match"):
         ClassifierConfig.from_dict({**cfg.to_dict(), "extra": 1})
     assert isinstance(GenreClassifier(cfg), torch.nn.Module)
+
+
+def test_classifier_stage_trains_on_aist_train_only_and_scores_the_eval_split(tmp_path, monkeypatch, one_thread):
+    import json
+
+    from fake_cache import make_fake_cache
+    from flowmimic.cache.catalog import usable_sequences
+    from flowmimic.stages import classifier as stage
+
+    params = make_fake_cache(tmp_path)
+    tiny = dict(d_model=16, n_layers=1, n_heads=2, seq_len=8, windows_per_sequence=3, epochs=2, batch_size=8,
+                device="cpu", model_path=str(tmp_path / "models/clf.pt"), metrics=str(tmp_path / "metrics/clf.json"))
+    params = params.model_copy(update={"classifier": params.classifier.model_copy(update=tiny)})
+    monkeypatch.setattr(stage, "EVAL_SPLIT", "val")          # the test split is not written yet
+    metrics = stage.main(params)
+
+    paths = (params.cache.dir, params.split.dir, params.validate_.dir)
+    train = usable_sequences(*paths, "train", domains=("aist",))
+    val = usable_sequences(*paths, "val", domains=("aist",))
+    assert metrics["train_sequences"] == len(train) and metrics["train_windows"] == 3 * len(train)
+    assert metrics["test_windows"] == sum(-(-s.frames // 8) for s in val)
+    assert sum(map(sum, metrics["confusion"]["counts"])) == metrics["test_windows"]
+    lo, hi = metrics["accuracy_ci95"]
+    assert lo <= metrics["accuracy"] <= hi
+    assert all(set(v) == {"windows"} for v in metrics["per_genre"].values())   # all under the minimum count
+    assert json.loads(Path(params.classifier.metrics).read_text()) == metrics
+    assert load_classifier(params.classifier.model_path).config.d_model == 16
