@@ -244,6 +244,34 @@ class EvaluateParams(Section):
     gif_fps: PosInt
 
 
+class ClassifierParams(Section):
+    """The independent genre classifier (`model/classifier.py`): real AIST++ train windows only."""
+
+    seed: NonNegInt
+    device: Literal["auto", "cpu", "cuda"]
+    d_model: PosInt
+    n_layers: PosInt
+    n_heads: PosInt
+    mlp_ratio: PosFloat
+    dropout: Fraction
+    seq_len: Annotated[int, Field(ge=4)]        # window frames (features at data.fps)
+    windows_per_sequence: PosInt       # random crops drawn from each train sequence per epoch
+    batch_size: PosInt
+    epochs: PosInt
+    lr: PosFloat
+    weight_decay: NonNegFloat
+    min_std: PosFloat                  # floor of the input std fitted on the training windows
+    model_path: str
+    metrics: str
+
+    @model_validator(mode="after")
+    def _heads(self) -> "ClassifierParams":
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"classifier.d_model ({self.d_model}) must be divisible by classifier.n_heads "
+                             f"({self.n_heads}) into even head sizes")
+        return self
+
+
 class Params(Section):
     data: DataParams
     demo: DemoParams
@@ -254,6 +282,7 @@ class Params(Section):
     stats: StatsParams
     train: TrainParams
     evaluate: EvaluateParams
+    classifier: ClassifierParams
 
     # `validate` would shadow a BaseModel method, so the attribute is `validate_`.
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
