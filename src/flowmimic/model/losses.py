@@ -14,7 +14,9 @@ All terms are masked means over real frames (mask (B, T) bool, True = real), com
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,12 @@ def kl_weight_at(step: int, weights: LossWeights) -> float:
     if weights.kl_warmup_steps == 0:
         return weights.kl_weight
     return weights.kl_weight * min(1.0, step / weights.kl_warmup_steps)
+
+
+def weighted_total(parts: Mapping[str, Any], weights: LossWeights, kl_weight: float) -> Any:
+    """The training objective from its parts (tensors, floats or arrays alike): see the module docstring."""
+    return (weights.w_recon * parts["recon"] + weights.w_contact * parts["contact"] + kl_weight * parts["kl"]
+            + weights.w_smooth * parts["smooth"] + weights.w_style * parts["style"])
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -97,7 +105,5 @@ def vae_losses(out: VAEOutput, target: Tensor, mask: Tensor, genre: Tensor,
         # that still keeps the head in the graph (DDP expects every parameter to get a gradient).
         ce = F.cross_entropy(out.style_logits.float(), (genre - 1).clamp(min=0), reduction="none")  # (B,)
         losses["style"] = masked_mean(ce, genre != 0)
-    losses["total"] = (weights.w_recon * losses["recon"] + weights.w_contact * losses["contact"]
-                       + kl_weight * losses["kl"] + weights.w_smooth * losses["smooth"]
-                       + weights.w_style * losses["style"])
+    losses["total"] = weighted_total(losses, weights, kl_weight)
     return losses
