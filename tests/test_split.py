@@ -33,7 +33,8 @@ def test_split_stage_writes_six_lists(tmp_path):
     lists = {s: read_lines(split_path(d, "mvh", s)) for s in SPLITS}
     regex = params.data.mvh.performer_regex
     performers = {s: {mvhumannet.performer_of(i, regex) for i in ids} for s, ids in lists.items()}
-    assert all(performers[a].isdisjoint(performers[b]) for a, b in (("train", "val"), ("train", "test"), ("val", "test")))
+    pairs = (("train", "val"), ("train", "test"), ("val", "test"))
+    assert all(performers[a].isdisjoint(performers[b]) for a, b in pairs)
     assert all(lists.values()) and sum(len(v) for v in lists.values()) == 5
     report = read_json(f"{d}/report.json")
     assert report["aist"]["train"]["ignored"] == 1 and report["aist"]["test"] == {"listed": 1, "ignored": 0, "kept": 1}
@@ -60,7 +61,8 @@ def test_performer_split_holds_out_a_test_share_disjoint_from_val():
     assert not got["val"] & got["test"] and not got["train"] & (got["val"] | got["test"])
     assert sorted(sum(a.values(), [])) == sorted(ids)
     three = [i for i in ids if performers[i] in {"000", "001", "002"}]
-    assert [len({performers[i] for i in split_by_performer(three, performers, 0.2, 0, 0.2)[s]}) for s in SPLITS] == [1, 1, 1]
+    small = split_by_performer(three, performers, 0.2, 0, 0.2)
+    assert [len({performers[i] for i in small[s]}) for s in SPLITS] == [1, 1, 1]
     two = split_by_performer(three[:6], performers, 0.2, 0, 0.2)                 # train keeps one performer
     assert two["train"] and two["test"] and not two["val"]
 
@@ -90,3 +92,26 @@ def test_committed_demo_params_give_enough_val_and_test_sequences():
     assert not owners["train"] & owners["val"] and not owners["train"] & owners["test"]
     assert not owners["val"] & owners["test"]
     assert len(mvh["train"]) >= 32        # the train split of the previous demo (16 performers x 2 outfits)
+
+
+def test_params_refuse_held_out_shares_that_leave_train_empty():
+    import pytest
+    import yaml
+
+    from flowmimic.errors import ConfigError
+    from flowmimic.params import params_from_dict
+
+    def raw(**changes):
+        r = yaml.safe_load((REPO / "params.yaml").read_text())
+        for key, value in changes.items():
+            section, name = key.split(".")
+            r[section][name] = value
+        return r
+
+    params_from_dict(raw())
+    with pytest.raises(ConfigError, match="demo.aist_test_dancers"):
+        params_from_dict(raw(**{"demo.aist_dancers": 6}))                 # 3 val + 3 test: no train dancer
+    with pytest.raises(ConfigError, match="split.mvh_test_fraction"):
+        params_from_dict(raw(**{"split.mvh_val_fraction": 0.5, "split.mvh_test_fraction": 0.5}))
+    with pytest.raises(ConfigError, match="evaluate.window_frames"):
+        params_from_dict(raw(**{"evaluate.window_frames": 2}))

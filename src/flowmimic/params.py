@@ -159,7 +159,8 @@ class SplitParams(Section):
     @model_validator(mode="after")
     def _shares(self) -> "SplitParams":
         if self.mvh_val_fraction + self.mvh_test_fraction >= 1:
-            raise ValueError("split.mvh_val_fraction + split.mvh_test_fraction must be below 1 (train needs performers)")
+            raise ValueError("split.mvh_val_fraction + split.mvh_test_fraction must be below 1 "
+                             "(train needs performers)")
         return self
 
 

@@ -116,7 +116,8 @@ def report(result: SplitResult, weights: LossWeights, resamples: int, seed: int,
         rng = np.random.default_rng([seed, split_no, d])
         out[name] = summarize(rows[domain_ids == d], domain_ids[domain_ids == d], weights, resamples, rng)
         out[name]["too_short_for_window"] = sum(1 for i in result.too_short if result.seqs[i].domain_id == d)
-    out["overall"] = summarize(rows, domain_ids, weights, resamples, np.random.default_rng([seed, split_no, len(DOMAINS)]))
+    rng = np.random.default_rng([seed, split_no, len(DOMAINS)])
+    out["overall"] = summarize(rows, domain_ids, weights, resamples, rng)
     out["overall"]["too_short_for_window"] = len(result.too_short)
     return out
 
