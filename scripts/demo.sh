@@ -12,19 +12,29 @@ echo "Pipeline finished in $(( $(date +%s) - start )) s."
 python - <<'PY'
 import json
 data, ev = json.load(open("metrics/data.json")), json.load(open("metrics/eval.json"))
-t, o = data["total"], ev["overall"]
+t, test = data["total"], ev["test"]
 print(f"data:  {t['usable']} of {t['sequences']} sequences usable ({t['hours']:.2f} h); bad fraction {t['bad_fraction']:.3f}")
-for d in ("aist", "mvh"):
-    e = ev[d]
-    print(f"{d:5}: MPJPE {e['mpjpe_mm']:.1f} mm (root-aligned {e['mpjpe_root_aligned_mm']:.1f}), "
-          f"contact F1 {e['contact_f1']:.3f}" + (f", style accuracy {e['style_accuracy']:.3f}" if "style_accuracy" in e else ""))
-print(f"all:   MPJPE {o['mpjpe_mm']:.1f} mm (root-aligned {o['mpjpe_root_aligned_mm']:.1f}); `dvc metrics show` lists everything")
+print(f"test split, {ev['settings']['window_frames']}-frame windows, 95 % bootstrap intervals over sequences:")
+
+def fig(e, key, unit=""):
+    ci = e.get("ci95", {}).get(key)
+    return f"{e[key]}{unit}" + (f" [{ci['lo']}, {ci['hi']}]" if ci else "")
+
+for d in ("aist", "mvh", "overall"):
+    e = test[d]
+    if not e.get("windows"):
+        print(f"{d:8}: no test windows")
+        continue
+    print(f"{d:8}: MPJPE root-aligned {fig(e, 'mpjpe_root_aligned_mm', ' mm')}, raw {fig(e, 'mpjpe_mm', ' mm')}, "
+          f"PA-MPJPE {fig(e, 'pa_mpjpe_mm', ' mm')}, ACCL {fig(e, 'accl_mm_per_frame2')}, contact F1 {fig(e, 'contact_f1')}"
+          + (f", style accuracy {fig(e, 'style_accuracy')}" if "style_accuracy" in e else ""))
+print("`dvc metrics show` lists everything (val.* is what model selection saw)")
 PY
 cat <<MSG
 
 Where things are:
   metrics/data.json         data report (counts, skips and their reasons, hours)
-  metrics/eval.json         per-domain evaluation (recon, KL, contacts, style, MPJPE, accel error)
+  metrics/eval.json         evaluation on the test split (and val): MPJPE, PA-MPJPE, ACCL, contacts, style, losses + intervals
   metrics/plots/            per-genre MPJPE, style confusion matrix, GT-vs-reconstruction GIFs
   dvclive/train/            training curves (metrics.json, plots/)
   models/motion_vae.pt      best checkpoint (models/last.pt: resumable state)

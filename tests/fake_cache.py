@@ -3,7 +3,7 @@
 `make_fake_cache(root)` writes, under `root`, exactly what the pipeline's stages would:
 
     cache/index.json, cache/{aist,mvh}/<id>.npy   (frames, 263) float32, smooth signals + 0/1 contacts
-    splits/{aist,mvh}_{train,val}.txt
+    splits/{aist,mvh}_{train,val,test}.txt
     validate/bad_{aist,mvh}.txt                    one bad training sequence per domain (id<TAB>reason)
     stats/mean_std_263_train.npz                   mean/std of the usable train frames (contacts 0/1)
 
@@ -44,12 +44,12 @@ def _sequence(rng: np.random.Generator, frames: int, domain_id: int, genre_id: i
     return np.concatenate([cont, contacts], axis=1).astype(np.float32)
 
 
-def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, frames: tuple[int, int] = (9, 30),
+def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_test: int = 3, frames: tuple[int, int] = (9, 30),
                     seed: int = 0, train: dict[str, Any] | None = None) -> Params:
     """Write the fake cache + splits + bad lists + stats under `root`; return matching Params.
 
     Args:
-        n_train / n_val: usable sequences per domain and split (plus one bad-listed train sequence
+        n_train / n_val / n_test: usable sequences per domain and split (plus one bad-listed train sequence
             per domain and one skipped AIST++ sequence).
         frames: [min, max) frames of the regular sequences; one per domain and split has 5 frames.
         train: overrides of `TINY_TRAIN` (itself an override of params.yaml's train section).
@@ -61,7 +61,7 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, frame
     train_arrays: list[np.ndarray] = []
     for domain_id, domain in enumerate(("aist", "mvh")):
         bad_lines = []
-        for split, n in (("train", n_train + 1), ("val", n_val)):
+        for split, n in (("train", n_train + 1), ("val", n_val), ("test", n_test)):
             ids = []
             for i in range(n):
                 seq_id = f"{domain}_{split}_{i:02d}"

@@ -32,7 +32,7 @@ FOOT = [7, 10, 8, 11]
 def tiny_params(root: Path, inject_bad: bool = True):
     params = load_params(REPO / "params.yaml")
     demo = params.demo.model_copy(update=dict(
-        root=str(root), aist_dancers=2, aist_sequences=2, aist_seconds=[2.5, 3.0], mvh_parts=2,
+        root=str(root), aist_dancers=3, aist_val_dancers=1, aist_test_dancers=1, aist_sequences=2, aist_seconds=[2.5, 3.0], mvh_parts=2,
         mvh_performers=3, mvh_outfits=2, mvh_seconds=[3.0, 3.5], mvh_video_fps=25, inject_bad=inject_bad))
     return params.model_copy(update={"demo": demo})
 
@@ -100,11 +100,13 @@ def test_aist_layout_keys_names_and_splits(demo_clean):
     assert all(len(gs) == 1 for gs in genres_of_dancer.values())           # unique dancer ids across genres
     splits = {s: (root / "aist" / "splits" / f"pose_{s}.txt").read_text().split() for s in ("train", "val", "test")}
     assert sorted(sum(splits.values(), [])) == sorted(p.stem for p in motions)
+    per_dancer = params.demo.aist_sequences
     for genre in GENRES:
-        assert any(n.startswith(genre) for n in splits["train"]) and any(n.startswith(genre) for n in splits["val"])
-    assert 1 <= len(splits["test"]) <= len(motions) // 4
+        counts = {s: sum(n.startswith(genre) for n in names) for s, names in splits.items()}
+        assert counts == {"train": per_dancer, "val": per_dancer, "test": per_dancer}, (genre, counts)
     dancers = {s: {NAME_RE.match(n).group(3) for n in names} for s, names in splits.items()}
-    assert not dancers["train"] & dancers["val"]                            # split by dancer
+    assert not dancers["train"] & dancers["val"] and not dancers["train"] & dancers["test"]   # split by dancer
+    assert not dancers["val"] & dancers["test"]
     lines = (root / "aist" / "ignore_list.txt").read_text().splitlines()
     assert len(lines) == 2 and any(line.endswith(" ") for line in lines)
     assert all(line.strip() in splits["train"] for line in lines)

@@ -22,13 +22,14 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 ALL_STAGES = ["demo_data", "split", "cache", "validate", "stats", "train", "evaluate"]
 TINY = {
-    "demo": {"aist_dancers": 2, "aist_sequences": 1, "aist_seconds": [3, 4], "mvh_performers": 8, "mvh_outfits": 1,
-             "mvh_seconds": [4, 5]},
+    "demo": {"aist_dancers": 3, "aist_val_dancers": 1, "aist_test_dancers": 1, "aist_sequences": 1,
+             "aist_seconds": [3, 4], "mvh_performers": 8, "mvh_outfits": 1, "mvh_seconds": [4, 5]},
+    "split": {"mvh_val_fraction": 0.25, "mvh_test_fraction": 0.25},
     "cache": {"workers": 2, "max_skip_fraction": 0.4},
     "validate": {"max_bad_fraction": 0.4},
     "train": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_z": 8, "seq_len": 16, "batch_size": 8, "epochs": 2,
               "windows_per_sequence": 1, "warmup_steps": 2, "kl_warmup_steps": 4, "val_every_epochs": 1},
-    "evaluate": {"gif_frames": 4},
+    "evaluate": {"gif_frames": 4, "window_frames": 32, "bootstrap": 100},
 }
 
 
@@ -105,7 +106,7 @@ def test_param_changes_rerun_exactly_the_dependent_stages(repo):
 def test_experiment_and_metrics_diff(repo):
     run("dvc exp run -S train.d_z=4", repo)
     diff = json.loads(run("dvc metrics diff --json", repo).strip().splitlines()[-1])
-    assert "metrics/eval.json" in diff and "overall.mpjpe_mm" in diff["metrics/eval.json"]
+    assert "metrics/eval.json" in diff and "test.overall.mpjpe_root_aligned_mm" in diff["metrics/eval.json"]
     shown = run("dvc exp show --no-pager --csv", repo)
     assert "train.d_z" in shown.splitlines()[0]
 

@@ -1,28 +1,44 @@
-"""Split stage: official AIST++ lists minus the ignore list; MVHumanNet by performer, seeded."""
+"""Split stage: official AIST++ lists minus the ignore list; MVHumanNet by performer, seeded; the
+committed demo params give val and test splits large enough to report on."""
 
 from __future__ import annotations
 
-from flowmimic.cache.catalog import split_path
+from collections import Counter
+from pathlib import Path
+
+from flowmimic.cache.catalog import SPLITS, split_path
+from flowmimic.demo.dataset import plan_aist, plan_mvh, split_aist
 from flowmimic.io import read_json, read_lines
+from flowmimic.params import load_params
 from flowmimic.sources import mvhumannet
 from flowmimic.stages import split
 from flowmimic.stages.split import split_by_performer
+from flowmimic.taxonomy import GENRES
 
 from raw_fixtures import AIST_NAMES, make_tiny_tree
 
+REPO = Path(__file__).resolve().parents[1]
+DEMO_BROKEN = {"aist": 3, "mvh": 3}    # what demo.inject_bad breaks (AIST++ ones only among train sequences)
+MIN_HELD_OUT = 5                       # val and test sequences per AIST++ genre and per domain
 
-def test_split_stage_writes_four_lists(tmp_path):
-    params = make_tiny_tree(tmp_path, **{"split.mvh_val_fraction": 0.25})
+
+def test_split_stage_writes_six_lists(tmp_path):
+    params = make_tiny_tree(tmp_path, **{"split.mvh_val_fraction": 0.25, "split.mvh_test_fraction": 0.25})
+    (Path(params.data.aist_root) / "splits" / "pose_test.txt").write_text(AIST_NAMES[2] + "\n")
     split.main(params)
     d = params.split.dir
     assert read_lines(split_path(d, "aist", "train")) == list(AIST_NAMES[:3])     # ignore list drops the 5th
     assert read_lines(split_path(d, "aist", "val")) == [AIST_NAMES[3]]
-    train, val = (read_lines(split_path(d, "mvh", s)) for s in ("train", "val"))
+    assert read_lines(split_path(d, "aist", "test")) == [AIST_NAMES[2]]           # the official test list
+    lists = {s: read_lines(split_path(d, "mvh", s)) for s in SPLITS}
     regex = params.data.mvh.performer_regex
-    assert {mvhumannet.performer_of(s, regex) for s in train}.isdisjoint({mvhumannet.performer_of(s, regex) for s in val})
-    assert len(val) >= 1 and len(train) + len(val) == 5
+    performers = {s: {mvhumannet.performer_of(i, regex) for i in ids} for s, ids in lists.items()}
+    pairs = (("train", "val"), ("train", "test"), ("val", "test"))
+    assert all(performers[a].isdisjoint(performers[b]) for a, b in pairs)
+    assert all(lists.values()) and sum(len(v) for v in lists.values()) == 5
     report = read_json(f"{d}/report.json")
-    assert report["aist"]["train"]["ignored"] == 1 and report["mvh"]["val"]["performers"] == 1
+    assert report["aist"]["train"]["ignored"] == 1 and report["aist"]["test"] == {"listed": 1, "ignored": 0, "kept": 1}
+    assert report["mvh"]["val"]["performers"] == 1 and report["mvh"]["test"]["performers"] == 1
 
 
 def test_performer_split_is_seeded_and_never_leaks():
@@ -34,3 +50,68 @@ def test_performer_split_is_seeded_and_never_leaks():
     val_p = {performers[i] for i in a["val"]}
     assert len(val_p) == 4 and val_p.isdisjoint(performers[i] for i in a["train"])
     assert split_by_performer(ids[:3], performers, 0.2, seed=0)["val"] == []      # one performer: all train
+
+
+def test_performer_split_holds_out_a_test_share_disjoint_from_val():
+    ids = [f"p/{p:03d}_{o}" for p in range(20) for o in range(3)]
+    performers = {i: i.split("/")[1].split("_")[0] for i in ids}
+    a = split_by_performer(ids, performers, 0.2, seed=1, test_fraction=0.15)
+    got = {s: {performers[i] for i in a[s]} for s in SPLITS}
+    assert (len(got["train"]), len(got["val"]), len(got["test"])) == (13, 4, 3)
+    assert not got["val"] & got["test"] and not got["train"] & (got["val"] | got["test"])
+    assert sorted(sum(a.values(), [])) == sorted(ids)
+    three = [i for i in ids if performers[i] in {"000", "001", "002"}]
+    small = split_by_performer(three, performers, 0.2, 0, 0.2)
+    assert [len({performers[i] for i in small[s]}) for s in SPLITS] == [1, 1, 1]
+    two = split_by_performer(three[:6], performers, 0.2, 0, 0.2)                 # train keeps one performer
+    assert two["train"] and two["test"] and not two["val"]
+
+
+def test_committed_demo_params_give_enough_val_and_test_sequences():
+    """From the committed params.yaml and the demo generator's own lists (no pipeline run)."""
+    params = load_params(REPO / "params.yaml")
+    aist = split_aist(plan_aist(params), params)
+    dancer = {it.name: it.dancer for it in plan_aist(params)}
+    for held_out in ("val", "test"):
+        per_genre = Counter(name[:3] for name in aist[held_out])
+        assert all(per_genre[g] >= MIN_HELD_OUT for g in GENRES), (held_out, per_genre)
+    dancers = {s: {dancer[n] for n in names} for s, names in aist.items()}
+    assert not dancers["train"] & dancers["val"] and not dancers["train"] & dancers["test"]
+    assert not dancers["val"] & dancers["test"]
+    # Training data does not shrink: 3 dancers x 2 sequences per genre before the ignore list and broken items.
+    assert len(aist["train"]) >= 60
+
+    regex = params.data.mvh.performer_regex
+    ids = [it.seq_id for it in plan_mvh(params)]
+    performer = {i: mvhumannet.performer_of(i, regex) for i in ids}
+    mvh = split_by_performer(sorted(ids), performer, params.split.mvh_val_fraction, params.split.seed,
+                             params.split.mvh_test_fraction)
+    for held_out in ("val", "test"):     # even if every broken MVHumanNet sequence lands in this split
+        assert len(mvh[held_out]) - DEMO_BROKEN["mvh"] >= MIN_HELD_OUT, (held_out, len(mvh[held_out]))
+    owners = {s: {performer[i] for i in v} for s, v in mvh.items()}
+    assert not owners["train"] & owners["val"] and not owners["train"] & owners["test"]
+    assert not owners["val"] & owners["test"]
+    assert len(mvh["train"]) >= 32        # the train split of the previous demo (16 performers x 2 outfits)
+
+
+def test_params_refuse_held_out_shares_that_leave_train_empty():
+    import pytest
+    import yaml
+
+    from flowmimic.errors import ConfigError
+    from flowmimic.params import params_from_dict
+
+    def raw(**changes):
+        r = yaml.safe_load((REPO / "params.yaml").read_text())
+        for key, value in changes.items():
+            section, name = key.split(".")
+            r[section][name] = value
+        return r
+
+    params_from_dict(raw())
+    with pytest.raises(ConfigError, match="demo.aist_test_dancers"):
+        params_from_dict(raw(**{"demo.aist_dancers": 6}))                 # 3 val + 3 test: no train dancer
+    with pytest.raises(ConfigError, match="split.mvh_test_fraction"):
+        params_from_dict(raw(**{"split.mvh_val_fraction": 0.5, "split.mvh_test_fraction": 0.5}))
+    with pytest.raises(ConfigError, match="evaluate.window_frames"):
+        params_from_dict(raw(**{"evaluate.window_frames": 2}))

@@ -60,7 +60,7 @@ def test_validate_passes_clean_data_and_lists_cache_skips(cached, tmp_path):
     validate.main(cached)
     report = json.loads(Path(cached.validate_.metrics).read_text())
     assert report["total"]["bad_fraction"] == 0 and report["total"]["usable"] == 9
-    assert report["aist"]["split"] == {"train": 3, "val": 1}
+    assert report["aist"]["split"] == {"train": 3, "val": 1, "test": 0}
     assert read_lines(bad_list_path(cached.validate_.dir, "aist")) == []
 
 

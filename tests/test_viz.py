@@ -98,7 +98,8 @@ def test_plot_sequence_file_npy_inputs_and_errors(joints, tmp_path):
 
 def test_plot_sequence_file_reads_raw_demo_files(tmp_path):
     params = load_params(REPO / "params.yaml")
-    demo = params.demo.model_copy(update=dict(root=str(tmp_path / "demo"), aist_dancers=2, aist_sequences=1,
+    demo = params.demo.model_copy(update=dict(root=str(tmp_path / "demo"), aist_dancers=3, aist_val_dancers=1, aist_test_dancers=1,
+                                              aist_sequences=1,
                                               aist_seconds=[2.5, 2.5], mvh_performers=2, mvh_outfits=1,
                                               mvh_seconds=[3.0, 3.0], inject_bad=False))
     params = params.model_copy(update={"demo": demo})

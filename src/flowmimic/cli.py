@@ -25,7 +25,7 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "validate": ("flowmimic.stages.validate", "main", "scan the cache, write metrics/data.json and bad lists"),
     "stats": ("flowmimic.stages.stats", "main", "blended train mean/std of the 263-D features"),
     "train": ("flowmimic.stages.train", "main", "train the motion VAE (under torchrun for DDP)"),
-    "evaluate": ("flowmimic.stages.evaluate", "main", "per-domain metrics and plots on the val splits"),
+    "evaluate": ("flowmimic.stages.evaluate", "main", "metrics with intervals, plots: test split (and val)"),
 }
 
 

@@ -122,7 +122,8 @@ class DemoParams(Section):
     aist_dancers: Annotated[int, Field(ge=2)]   # dancers per genre (ids d01.. unique across genres, as in AIST++)
     aist_sequences: PosInt             # sequences per dancer, alternating sBM (basic) and sFM (advanced)
     aist_seconds: Annotated[list[PosFloat], Field(min_length=2, max_length=2)]   # [min, max] length
-    aist_val_fraction: Fraction        # share of dancers in pose_val.txt (by dancer, as AIST++)
+    aist_val_dancers: PosInt           # dancers per genre in pose_val.txt (splits by dancer)
+    aist_test_dancers: NonNegInt       # dancers per genre in pose_test.txt (disjoint from val)
     mvh_parts: PosInt
     mvh_performers: PosInt
     mvh_outfits: PosInt                # sequences per performer
@@ -137,6 +138,14 @@ class DemoParams(Section):
             raise ValueError(f"[min, max] must be ordered, got {v}")
         return v
 
+    @model_validator(mode="after")
+    def _dancers(self) -> "DemoParams":
+        held_out = self.aist_val_dancers + self.aist_test_dancers
+        if held_out >= self.aist_dancers:
+            raise ValueError(f"demo.aist_val_dancers + demo.aist_test_dancers ({held_out}) must be below "
+                             f"demo.aist_dancers ({self.aist_dancers}): train needs a dancer per genre")
+        return self
+
 
 # ----------------------------------------------------------------------------- split / features / cache
 
@@ -144,7 +153,15 @@ class DemoParams(Section):
 class SplitParams(Section):
     dir: str                           # data/splits
     seed: NonNegInt
-    mvh_val_fraction: Annotated[float, Field(gt=0, lt=1)]
+    mvh_val_fraction: Annotated[float, Field(gt=0, lt=1)]    # share of MVHumanNet performers in val
+    mvh_test_fraction: Annotated[float, Field(ge=0, lt=1)]   # share in test (disjoint from val); 0: no test
+
+    @model_validator(mode="after")
+    def _shares(self) -> "SplitParams":
+        if self.mvh_val_fraction + self.mvh_test_fraction >= 1:
+            raise ValueError("split.mvh_val_fraction + split.mvh_test_fraction must be below 1 "
+                             "(train needs performers)")
+        return self
 
 
 class FeatureParams(Section):
@@ -239,7 +256,9 @@ class EvaluateParams(Section):
     metrics: str                       # metrics/eval.json
     plots_dir: str                     # metrics/plots
     batch_size: PosInt
-    seed: NonNegInt
+    seed: NonNegInt                    # evaluation sampling and the bootstrap resampling
+    window_frames: Annotated[int, Field(ge=4)]   # fixed evaluation window (frames at data.fps), not train.seq_len
+    bootstrap: NonNegInt               # resamples (over sequences) for the 95 % intervals; 0: none
     gif_frames: PosInt
     gif_fps: PosInt
 

@@ -1,7 +1,8 @@
 """What the cache holds and which sequences each split uses: the contract between stages.
 
 The cache stage writes `<cache.dir>/index.json`; the split stage writes
-`<split.dir>/{aist,mvh}_{train,val}.txt`; the validate stage writes `<validate.dir>/bad_{aist,mvh}.txt`.
+`<split.dir>/{aist,mvh}_{train,val,test}.txt` (train fits, val selects models, test is held out for
+the reported figures); the validate stage writes `<validate.dir>/bad_{aist,mvh}.txt`.
 Downstream stages (stats, train, evaluate) ask this module for the usable sequences of a split
 and never read raw data.
 
@@ -27,9 +28,11 @@ from flowmimic.errors import DataError
 from flowmimic.io import read_json, read_lines
 
 from flowmimic.taxonomy import DOMAINS
-SPLITS: tuple[str, ...] = ("train", "val")
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+FIT_SPLITS: tuple[str, ...] = ("train", "val")     # what training reads; test never decides anything
 INDEX_VERSION = 1
-Split = Literal["train", "val"]
+Split = Literal["train", "val", "test"]
 
 
 @dataclass(frozen=True)

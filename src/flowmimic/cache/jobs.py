@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from flowmimic.cache.catalog import DOMAINS, split_path
+from flowmimic.cache.catalog import DOMAINS, SPLITS, split_path
 from flowmimic.errors import DataError
 from flowmimic.features.humanml3d import joints_to_features
 from flowmimic.io import read_json, read_lines, save_npy, write_json
@@ -53,7 +53,7 @@ def list_jobs(params: Params) -> list[Job]:
 
     jobs = []
     for domain in DOMAINS:
-        ids = sorted({i for split in ("train", "val") for i in read_lines(split_path(params.split.dir, domain, split))})
+        ids = sorted({i for split in SPLITS for i in read_lines(split_path(params.split.dir, domain, split))})
         for seq_id in ids:
             if domain == "aist":
                 try:

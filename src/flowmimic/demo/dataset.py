@@ -2,8 +2,8 @@
 
 The demo exercises the real readers end to end: the files below are what `sources.aist` and
 `sources.mvhumannet` read from the real datasets, with the same keys, dtypes, units, rates, axis
-conventions and naming. Motions come from `sources.demo_dances` and `sources.demo_studio` (canonical
-frame, on the shared core in `sources.demo_motion`) and are turned into each dataset's native frame
+conventions and naming. Motions come from `demo.dances` and `demo.studio` (canonical
+frame, on the shared core in `demo.motion`) and are turned into each dataset's native frame
 with the inverse of the reader's alignment (`canonical = R @ native`,
 `R = data.zup_to_yup @ data.<source>.axis_remap`).
 
@@ -13,7 +13,7 @@ Layout under `demo.root`::
                                      smpl_trans (N,3) float32 in capture units (metres x smpl_scaling),
                                      smpl_scaling (1,) float32 (90..100 per dancer), smpl_loss float;
                                      60 fps (data.aist.fps); name g{GG}_s{BM|FM}_cAll_d{NN}_m{GG}{0-5}_ch{NN}
-    aist/splits/pose_{train,val,test}.txt   by dancer: every genre in train and val, a few in test
+    aist/splits/pose_{train,val,test}.txt   by dancer: every genre in each (demo.aist_{val,test}_dancers)
     aist/ignore_list.txt             two train sequences (one line with a trailing space, as the real file)
     mvh/part_XX/<performer>_<outfit>/smpl_param/<frame>.pkl
                                      one pickle of torch tensors per released frame (every 5th video
@@ -187,21 +187,19 @@ def plan_mvh(params: Params) -> list[MvhItem]:
 
 
 def split_aist(items: list[AistItem], params: Params) -> dict[str, list[str]]:
-    """AIST++-style splits by dancer: per genre a share of dancers in val (at least one, never all);
-    in every third genre the val dancer's last sequence goes to test."""
+    """AIST++-style splits by dancer: per genre `demo.aist_test_dancers` dancers in test,
+    `demo.aist_val_dancers` others in val, the rest in train (chosen with a generator seeded by demo.seed)."""
     demo = params.demo
     g = torch.Generator().manual_seed(demo.seed + 2)
-    n_val = min(demo.aist_dancers - 1, max(1, round(demo.aist_val_fraction * demo.aist_dancers)))
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    for gi, genre in enumerate(GENRES):
+    for genre in GENRES:
         mine = [it for it in items if it.genre == genre]
         dancers = sorted({it.dancer for it in mine})
-        val = {dancers[i] for i in torch.randperm(len(dancers), generator=g)[:n_val].tolist()}
-        val_names = [it.name for it in mine if it.dancer in val]
-        splits["train"] += [it.name for it in mine if it.dancer not in val]
-        if gi % 3 == 0 and len(val_names) >= 2:
-            splits["test"].append(val_names.pop())
-        splits["val"] += val_names
+        order = [dancers[i] for i in torch.randperm(len(dancers), generator=g).tolist()]
+        test = set(order[:demo.aist_test_dancers])
+        val = set(order[demo.aist_test_dancers:demo.aist_test_dancers + demo.aist_val_dancers])
+        for it in mine:
+            splits["test" if it.dancer in test else "val" if it.dancer in val else "train"].append(it.name)
     return splits
 
 

@@ -20,8 +20,9 @@ All terms are masked means over real frames (mask (B, T) bool, True = real), com
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,12 @@ def kl_weight_at(step: int, weights: LossWeights) -> float:
     if weights.kl_warmup_steps == 0:
         return weights.kl_weight
     return weights.kl_weight * min(1.0, step / weights.kl_warmup_steps)
+
+
+def weighted_total(parts: Mapping[str, Any], weights: LossWeights, kl_weight: float) -> Any:
+    """The training objective from its parts (tensors, floats or arrays alike): see the module docstring."""
+    return (weights.w_recon * parts["recon"] + weights.w_contact * parts["contact"] + kl_weight * parts["kl"]
+            + weights.w_smooth * parts["smooth"] + weights.w_style * parts["style"] + weights.w_joints * parts["joints"])
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -122,7 +129,5 @@ def vae_losses(out: VAEOutput, target: Tensor, mask: Tensor, genre: Tensor,
         losses["joints"] = joint_position_loss(recon, target, mask, denormalize)
     else:
         losses["joints"] = torch.zeros((), device=recon.device)
-    losses["total"] = (weights.w_recon * losses["recon"] + weights.w_contact * losses["contact"]
-                       + kl_weight * losses["kl"] + weights.w_smooth * losses["smooth"]
-                       + weights.w_style * losses["style"] + weights.w_joints * losses["joints"])
+    losses["total"] = weighted_total(losses, weights, kl_weight)
     return losses

@@ -1,10 +1,10 @@
-"""Split stage: which sequences train and which validate, per domain.
+"""Split stage: which sequences train, which select models (val) and which are held out (test).
 
-AIST++: the official `splits/pose_{train,val}.txt` minus `ignore_list.txt` (when
+AIST++: the official `splits/pose_{train,val,test}.txt` minus `ignore_list.txt` (when
 `data.aist.use_ignore_list`). MVHumanNet has no official split: sequences are grouped by performer
-(from the folder name, `data.mvh.performer_regex`) and whole performers go to val, a seeded
-`split.mvh_val_fraction` of them, so no performer is in both. Writes
-`<split.dir>/{aist,mvh}_{train,val}.txt` and `<split.dir>/report.json`.
+(from the folder name, `data.mvh.performer_regex`) and whole performers go to test and to val, a
+seeded `split.mvh_test_fraction` and `split.mvh_val_fraction` of them, so no performer is in two
+splits. Writes `<split.dir>/{aist,mvh}_{train,val,test}.txt` and `<split.dir>/report.json`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import random
 from collections import defaultdict
 
-from flowmimic.cache.catalog import split_path
+from flowmimic.cache.catalog import SPLITS, split_path
 from flowmimic.errors import DataError
 from flowmimic.io import write_json, write_lines
 from flowmimic.params import Params
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def split_aist(aist_root: str, use_ignore_list: bool) -> tuple[dict[str, list[str]], dict]:
     ignore = aist.read_ignore_list(aist_root) if use_ignore_list else set()
     out, report = {}, {}
-    for split in ("train", "val"):
+    for split in SPLITS:
         names = aist.read_split(aist_root, split)
         out[split] = [n for n in names if n not in ignore]
         report[split] = {"listed": len(names), "ignored": len(names) - len(out[split]), "kept": len(out[split])}
@@ -33,47 +33,50 @@ def split_aist(aist_root: str, use_ignore_list: bool) -> tuple[dict[str, list[st
 
 
 def split_by_performer(seq_ids: list[str], performers: dict[str, str], val_fraction: float,
-                       seed: int) -> dict[str, list[str]]:
-    """Whole performers to val: round(fraction x performers), at least one when there are two or more."""
+                       seed: int, test_fraction: float = 0.0) -> dict[str, list[str]]:
+    """Whole performers to test and to val: round(fraction x performers) each, at least one where the
+    fraction is positive, as long as one performer is left for train (test is served first)."""
     by_performer: dict[str, list[str]] = defaultdict(list)
     for s in seq_ids:
         by_performer[performers[s]].append(s)
     names = sorted(by_performer)
     random.Random(seed).shuffle(names)
-    n_val = min(max(1, round(val_fraction * len(names))), len(names) - 1) if len(names) >= 2 else 0
-    val_performers = set(names[:n_val])
-    return {"train": sorted(s for s in seq_ids if performers[s] not in val_performers),
-            "val": sorted(s for s in seq_ids if performers[s] in val_performers)}
+    spare = max(len(names) - 1, 0)                        # performers that may leave train
+    n_test = min(max(1, round(test_fraction * len(names))), spare) if test_fraction > 0 else 0
+    n_val = min(max(1, round(val_fraction * len(names))), spare - n_test) if val_fraction > 0 else 0
+    held = {**dict.fromkeys(names[:n_test], "test"), **dict.fromkeys(names[n_test:n_test + n_val], "val")}
+    return {split: sorted(s for s in seq_ids if held.get(performers[s], "train") == split) for split in SPLITS}
 
 
-def split_mvh(mvh_root: str, performer_regex: str, val_fraction: float, seed: int) -> tuple[dict, dict]:
+def split_mvh(mvh_root: str, performer_regex: str, val_fraction: float, seed: int,
+              test_fraction: float = 0.0) -> tuple[dict, dict]:
     performers, unparsed = {}, []
     for seq_id in mvhumannet.list_sequences(mvh_root):
         try:
             performers[seq_id] = mvhumannet.performer_of(seq_id, performer_regex)
         except DataError as e:
             unparsed.append({"id": seq_id, "reason": e.reason, "message": e.message})
-    out = split_by_performer(sorted(performers), performers, val_fraction, seed)
+    out = split_by_performer(sorted(performers), performers, val_fraction, seed, test_fraction)
     report = {s: {"sequences": len(ids), "performers": len({performers[i] for i in ids})} for s, ids in out.items()}
     report["skipped"] = unparsed
     return out, report
 
 
 def main(params: Params) -> None:
-    """Write the four split files and a report (counts, ignored, skipped folders)."""
+    """Write the six split files and a report (counts, ignored, skipped folders)."""
     d, sp = params.data, params.split
     aist_splits, aist_report = split_aist(d.aist_root, d.aist.use_ignore_list)
-    mvh_splits, mvh_report = split_mvh(d.mvh_root, d.mvh.performer_regex, sp.mvh_val_fraction, sp.seed)
+    mvh_splits, mvh_report = split_mvh(d.mvh_root, d.mvh.performer_regex, sp.mvh_val_fraction, sp.seed,
+                                       sp.mvh_test_fraction)
     for domain, splits in (("aist", aist_splits), ("mvh", mvh_splits)):
         for split, ids in splits.items():
             write_lines(split_path(sp.dir, domain, split), ids)
     write_json(f"{sp.dir}/report.json", {"aist": aist_report, "mvh": mvh_report})
     for rec in mvh_report["skipped"]:
         log.warning("split: skipped %s: %s", rec["id"], rec["message"])
-    log.info("split: AIST++ train %d / val %d (ignored %d); MVHumanNet train %d / val %d sequences (%d / %d performers)",
-             len(aist_splits["train"]), len(aist_splits["val"]),
-             aist_report["train"]["ignored"] + aist_report["val"]["ignored"],
-             len(mvh_splits["train"]), len(mvh_splits["val"]),
-             mvh_report["train"]["performers"], mvh_report["val"]["performers"])
+    log.info("split: AIST++ train %d / val %d / test %d (ignored %d); MVHumanNet train %d / val %d / test %d "
+             "sequences (%d / %d / %d performers)",
+             *(len(aist_splits[s]) for s in SPLITS), sum(aist_report[s]["ignored"] for s in SPLITS),
+             *(len(mvh_splits[s]) for s in SPLITS), *(mvh_report[s]["performers"] for s in SPLITS))
     if not aist_splits["train"] and not mvh_splits["train"]:
         raise DataError(sp.dir, "no training sequences in either domain (check data.aist_root / data.mvh_root)", "empty")

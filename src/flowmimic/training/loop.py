@@ -24,14 +24,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from flowmimic.cache.catalog import DOMAINS, SPLITS, bad_list_path, index_path, split_path, usable_sequences
+from flowmimic.cache.catalog import DOMAINS, FIT_SPLITS, bad_list_path, index_path, split_path, usable_sequences
 from flowmimic.training.windows import BalancedBatchSampler, MotionWindows, validation_batches
 from flowmimic.training.distributed import DistInfo, reduce_mean
 from flowmimic.errors import FlowMimicError
-from flowmimic.evaluation import joint_errors
+from flowmimic.evaluation.metrics import joint_errors
 from flowmimic.features.normalize import Normalizer
 from flowmimic.io import write_text
-from flowmimic.model.losses import LOSS_PARTS, LossWeights, kl_weight_at, vae_losses
+from flowmimic.model.losses import LOSS_PARTS, LossWeights, kl_weight_at, vae_losses, weighted_total
 
 log = logging.getLogger(__name__)
 VAL_JOINT_METRICS: tuple[str, ...] = ("mpjpe_mm", "mpjpe_root_aligned_mm")
@@ -64,7 +64,7 @@ def build_loaders(params, info: DistInfo) -> Loaders:
     p = params.train
     norm = Normalizer.from_file(params.stats.path)
     seqs = {split: usable_sequences(params.cache.dir, params.split.dir, params.validate_.dir, split)
-            for split in SPLITS}
+            for split in FIT_SPLITS}
     if not seqs["train"]:
         raise FlowMimicError(f"{params.split.dir}: no usable training sequences (check the cache and splits)")
     train_ds = MotionWindows(seqs["train"], p.seq_len, norm)
@@ -86,13 +86,13 @@ def data_fingerprint(params) -> str:
     """Hash of what decides the training data: the stats file, the split files, the bad lists, the
     cache index and each used feature file's size and mtime (rewritten features mean retraining)."""
     files = [Path(params.stats.path), index_path(params.cache.dir)]
-    files += [split_path(params.split.dir, d, s) for d in DOMAINS for s in SPLITS]
+    files += [split_path(params.split.dir, d, s) for d in DOMAINS for s in FIT_SPLITS]
     files += [bad_list_path(params.validate_.dir, d) for d in DOMAINS]
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.name).encode())
         h.update(f.read_bytes() if f.exists() else b"<missing>")
-    for split in SPLITS:
+    for split in FIT_SPLITS:
         for seq in usable_sequences(params.cache.dir, params.split.dir, params.validate_.dir, split):
             st = seq.path.stat()
             h.update(f"{seq.domain}/{seq.id}:{st.st_size}:{st.st_mtime_ns};".encode())
@@ -184,32 +184,42 @@ def validate(model: nn.Module, loader: DataLoader, weights: LossWeights, device:
              denormalize: Callable[[Tensor], Tensor] | None = None) -> dict[str, float]:
     """Loss parts on the validation windows (posterior mean, final KL weight), averaged over all ranks.
 
-    The KL term uses the final `kl_weight`, not the warm-up value, so `total` is comparable across
-    epochs and picks the best model. With `denormalize`, also the joint errors the evaluation reports
-    (`mpjpe_mm`, `mpjpe_root_aligned_mm`, window-weighted here), so the curves show quality against
-    training steps. Every rank must call this (it all-reduces).
+    Parts are window-weighted means of the batch means; `style` is averaged over the windows of a
+    known genre (AIST++) only, since the others have no style target (0 without any), and `total`
+    is rebuilt from the averaged parts. The KL term uses the final `kl_weight`, not the warm-up value, so `total` is
+    comparable across epochs and picks the best model. With `denormalize`, also the joint errors the
+    evaluation reports (`mpjpe_mm`, `mpjpe_root_aligned_mm`, window-weighted here), so the curves show
+    quality against training steps. Every rank must call this (it all-reduces).
     """
     model.eval()
-    parts = LOSS_PARTS + (VAL_JOINT_METRICS if denormalize is not None else ())
-    sums = dict.fromkeys(parts, 0.0)
-    count = 0
+    per_window = [k for k in LOSS_PARTS if k not in ("style", "total")]
+    per_window += list(VAL_JOINT_METRICS) if denormalize is not None else []
+    sums = dict.fromkeys(per_window, 0.0)
+    style_sum, count, style_count = 0.0, 0, 0
     for batch in loader:
         batch = _to_device(batch, device)
         x, mask = batch["x"], batch["mask"]
         with _autocast(device):
             out = model(x, mask, batch["domain"], batch["genre"])
         losses = vae_losses(out, x, mask, batch["genre"], weights, weights.kl_weight, denormalize)
-        n = x.shape[0]
-        for k in LOSS_PARTS:
-            sums[k] += losses[k].item() * n
+        n, n_style = x.shape[0], int((batch["genre"] != 0).sum())
+        for k in per_window:
+            if k in losses:
+                sums[k] += losses[k].item() * n
+        style_sum += losses["style"].item() * n_style          # the batch's mean over its known-genre windows
         if denormalize is not None:
-            errors = joint_errors(denormalize(out.recon.float()), denormalize(x), mask)
+            errors = joint_errors(denormalize(out.recon.float()), denormalize(x))
             for key, name in (("mpjpe", "mpjpe_mm"), ("mpjpe_root", "mpjpe_root_aligned_mm")):
-                per_window = torch.where(mask, errors[key], 0.0).sum(1) / mask.sum(1).clamp(min=1)
-                sums[name] += 1000.0 * per_window.sum().item()
+                frames = torch.where(mask, errors[key], 0.0).sum(1) / mask.sum(1).clamp(min=1)   # (B,)
+                sums[name] += 1000.0 * frames.sum().item()
         count += n
+        style_count += n_style
     model.train()
-    return reduce_mean(sums, count, device)
+    means = reduce_mean(sums, count, device)
+    style = reduce_mean({"style": style_sum}, style_count, device)["style"]
+    means["style"] = style if math.isfinite(style) else 0.0          # no AIST++ window anywhere: no style term
+    means["total"] = weighted_total(means, weights, weights.kl_weight)
+    return means
 
 
 # ----------------------------------------------------------------------------- state and checkpoints
