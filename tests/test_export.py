@@ -99,7 +99,7 @@ def test_bvh_round_trip_on_humanml3d_sample(tmp_path, humanml3d, units, order, s
     assert np.linalg.norm(back - humanml3d, axis=-1).max() <= 1e-3
 
 
-def test_bvh_skeleton_is_fixed_and_has_the_chosen_lengths(humanml3d, dances):
+def test_bvh_skeleton_is_fixed_and_has_the_chosen_lengths(dances):
     joints = dances[0]
     bones = np.linalg.norm(joints[:, 1:] - joints[:, list(PARENTS[1:])], axis=-1)
     median = skeleton_offsets(joints, "median").norm(dim=-1)[1:].numpy()
