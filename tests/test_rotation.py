@@ -187,3 +187,44 @@ def test_gradients_finite_at_zero_angle() -> None:
         x = x.clone().requires_grad_(True)
         (fn(x) * torch.arange(1, fn(x).numel() + 1, dtype=D).reshape(fn(x).shape)).sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all(), fn.__name__
+
+
+# ----------------------------------------------------------------------------- Euler angles (BVH)
+
+ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_euler_round_trip_every_order_including_gimbal_lock(order: str) -> None:
+    from flowmimic.body.rotation import euler_to_matrix, matrix_to_euler
+
+    g = torch.Generator().manual_seed(1)
+    limits = torch.tensor([math.pi, math.pi / 2, math.pi], dtype=D)
+    angles = (torch.rand(500, 3, generator=g, dtype=D) * 2 - 1) * limits
+    m = euler_to_matrix(angles, order)
+    torch.testing.assert_close(matrix_to_euler(m, order), angles, rtol=0, atol=1e-10)
+    near = angles.clone()
+    from_lock = torch.tensor([0.0, 1e-7, 1e-4], dtype=D)[torch.arange(500) % 3]
+    near[:, 1] = torch.where(near[:, 1] >= 0, 1.0, -1.0) * (math.pi / 2 - from_lock)
+    m = euler_to_matrix(near, order)                                  # at and next to the lock
+    torch.testing.assert_close(euler_to_matrix(matrix_to_euler(m, order), order), m, rtol=0, atol=1e-8)
+
+
+def test_euler_order_means_first_axis_outermost() -> None:
+    """"ZXY" is R = Rz(a) Rx(b) Ry(c), BVH's reading of CHANNELS Zrotation Xrotation Yrotation."""
+    from flowmimic.body.rotation import euler_to_matrix, matrix_to_euler
+
+    a, b, c = 0.3, -0.7, 1.1
+    rz = axis_angle_to_matrix(torch.tensor([0, 0, a], dtype=D))
+    rx = axis_angle_to_matrix(torch.tensor([b, 0, 0], dtype=D))
+    ry = axis_angle_to_matrix(torch.tensor([0, c, 0], dtype=D))
+    torch.testing.assert_close(euler_to_matrix(torch.tensor([a, b, c], dtype=D), "ZXY"), rz @ rx @ ry)
+    # Rotation about x by 90 deg takes +y to +z.
+    torch.testing.assert_close(euler_to_matrix(torch.tensor([math.pi / 2, 0, 0], dtype=D), "XYZ")
+                               @ torch.tensor([0, 1.0, 0], dtype=D), torch.tensor([0, 0, 1.0], dtype=D))
+    # Exactly at gimbal lock (zeros, not rounding noise): Rz(30 deg) Rx(90 deg) written out.
+    ca, sa = math.cos(math.pi / 6), math.sin(math.pi / 6)
+    locked = torch.tensor([[ca, 0.0, sa], [sa, 0.0, -ca], [0.0, 1.0, 0.0]], dtype=D)
+    torch.testing.assert_close(euler_to_matrix(matrix_to_euler(locked, "ZXY"), "ZXY"), locked)
+    with pytest.raises(ValueError, match="permutation"):
+        matrix_to_euler(torch.eye(3, dtype=D), "XXY")

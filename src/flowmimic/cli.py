@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=DEFAULT_PARAMS)
     p.add_argument("--fps", type=float, default=None, help="frame rate of a .npy input (default: data.fps)")
 
+    p = sub.add_parser("export", help="write a joints (T,22,3) or features (N,263) .npy as BVH or as "
+                       "SMPL poses in AIST++'s .pkl format (see README: Export motion)")
+    p.add_argument("input", type=Path, help="joints .npy (T,22,3), metres, y-up; or 263-D features .npy")
+    p.add_argument("output", type=Path, help="OUT.bvh (SMPL-22 hierarchy, Euler ZXY degrees) or OUT.pkl "
+                   "(AIST++ motion: smpl_poses/smpl_trans at 60 fps)")
+    p.add_argument("--params", default=DEFAULT_PARAMS)
+    p.add_argument("--fps", type=float, default=None, help="frame rate of IN (default: data.fps)")
+    p.add_argument("--skeleton", choices=("median", "target"), default="median",
+                   help="BVH bone lengths: the motion's median ones or HumanML3D's target skeleton")
+    p.add_argument("--units", choices=("m", "cm"), default="m", help="BVH length unit (default: m)")
+
     p = sub.add_parser("unpack-mvh", help="unpack MVHumanNet .tar.gz archives (parallel, resumable, verified)")
     p.add_argument("archives", type=Path, help="folder holding the .tar.gz archives")
     p.add_argument("dest", type=Path, help="MVHumanNet root to unpack into")
@@ -103,6 +114,13 @@ def _run(args: argparse.Namespace) -> int:
         from flowmimic.viz import plot_sequence_file
 
         plot_sequence_file(args.input, args.output, load_params(args.params), fps=args.fps)
+        print(f"wrote {args.output}")
+        return 0
+    if args.command == "export":
+        from flowmimic.export.command import export_file
+
+        export_file(args.input, args.output, load_params(args.params), fps=args.fps,
+                    skeleton=args.skeleton, units=args.units)
         print(f"wrote {args.output}")
         return 0
     if args.command == "unpack-mvh":

@@ -168,3 +168,45 @@ def quat_to_6d(q: Tensor) -> Tensor:
 
 def sixd_to_quat(d6: Tensor) -> Tensor:
     return matrix_to_quat(sixd_to_matrix(d6))
+
+
+# ----------------------------------------------------------------------------- Euler angles
+# Tait-Bryan angles in BVH's sense: order "ZXY" means R = Rz(a0) @ Rx(a1) @ Ry(a2) (intrinsic: rotate
+# about z, then about the new x, then the new y), angles listed in that order, radians.
+
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+
+
+def _euler_axes(order: str) -> tuple[int, int, int]:
+    axes = tuple(_AXES.get(c, -1) for c in order.upper())
+    if len(axes) != 3 or sorted(axes) != [0, 1, 2]:
+        raise ValueError(f"Euler order must be a permutation of 'XYZ' (e.g. 'ZXY'), got {order!r}")
+    return axes  # type: ignore[return-value]
+
+
+def euler_to_matrix(angles: Tensor, order: str) -> Tensor:
+    """(..., 3) angles (radians, in `order`) -> (..., 3, 3): R = R_order[0] @ R_order[1] @ R_order[2]."""
+    axes = _euler_axes(order)
+    eye = torch.eye(3, dtype=angles.dtype, device=angles.device)
+    mats = [axis_angle_to_matrix(angles[..., n, None] * eye[axis]) for n, axis in enumerate(axes)]
+    return mats[0] @ mats[1] @ mats[2]
+
+
+def matrix_to_euler(m: Tensor, order: str, lock_eps: float = 1e-9) -> Tensor:
+    """(..., 3, 3) rotations -> (..., 3) angles (radians, in `order`), the inverse of `euler_to_matrix`.
+
+    For R = R_i(a) R_j(b) R_k(c) with parity s (+1 when i, j, k is cyclic): sin b = s R[i, k],
+    tan a = -s R[j, k] / R[k, k], tan c = -s R[i, j] / R[i, i] (Shoemake, Graphics Gems IV, 1994).
+    At gimbal lock (cos b < lock_eps) only a +- c is defined: c = 0 and a = atan2(s R[k, j], R[j, j]).
+    The middle angle is in [-pi/2, pi/2], the others in (-pi, pi].
+    """
+    i, j, k = _euler_axes(order)
+    s = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0
+    sin_b = (s * m[..., i, k]).clamp(-1.0, 1.0)
+    b = torch.asin(sin_b)
+    a = torch.atan2(-s * m[..., j, k], m[..., k, k])
+    c = torch.atan2(-s * m[..., i, j], m[..., i, i])
+    locked = torch.sqrt((1.0 - sin_b * sin_b).clamp_min(0.0)) < lock_eps
+    a = torch.where(locked, torch.atan2(s * m[..., k, j], m[..., j, j]), a)
+    c = torch.where(locked, torch.zeros_like(c), c)
+    return torch.stack((a, b, c), dim=-1)

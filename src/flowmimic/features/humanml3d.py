@@ -373,4 +373,8 @@ def features_to_joints(features: Tensor | np.ndarray) -> Tensor:
     return torch.cat((root[..., None, :], body), dim=-2)
 
 
-__all__ = ["FEET_THRESHOLD", "joints_to_features", "joints_to_features_list", "features_to_joints"]
+# The exporters' IK (flowmimic.export.ik) turns bones with the same antiparallel-safe rule.
+between_unit_vectors = _between
+
+__all__ = ["FEET_THRESHOLD", "between_unit_vectors", "joints_to_features", "joints_to_features_list",
+           "features_to_joints"]
