@@ -24,7 +24,7 @@ from flowmimic.training.loop import validate as validate_losses
 from fake_cache import TINY_TRAIN
 from raw_fixtures import AIST_NAMES, canonical_joints, make_aist_sequence, make_tiny_tree, walking_pose
 
-WEIGHTS = LossWeights(w_recon=1.0, w_contact=0.5, w_smooth=0.5, w_style=0.1, kl_weight=1e-4, kl_warmup_steps=0)
+WEIGHTS = LossWeights(w_recon=1.0, w_contact=0.5, w_smooth=0.5, w_style=0.1, w_joints=0.0, kl_weight=1e-4, kl_warmup_steps=0)
 
 
 def _features(n=41):
