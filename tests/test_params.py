@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from flowmimic.errors import ConfigError
-from flowmimic.params import load_params, params_from_dict
+from flowmimic.params import load_params, params_from_dict, read_yaml
 
 from raw_fixtures import REPO
 
-RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+RAW = read_yaml(REPO / "params.yaml")
 
 
 def _with(change):
