@@ -106,8 +106,6 @@ def make_mvh_sequence(root: Path, seq_id: str, seconds: float = 4.0, seed: int =
 
 def tiny_params(tmp_path: Path, **overrides):
     """Repo params with every path under tmp_path and small sizes; `overrides` as {"section.key": value}."""
-    import yaml
-
     from flowmimic.params import params_from_dict
 
     raw = read_yaml(REPO / "params.yaml")

@@ -136,8 +136,7 @@ def test_two_process_ddp_gloo(tmp_path):
     params = make_fake_cache(tmp_path / "run", train=dict(epochs=2, batch_size=1, nproc_per_node=2))
     path = write_params(params, tmp_path / "params.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "flowmimic", "train", "--params", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "flowmimic", "train", "--params", str(path)],   # launches torchrun
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "on 2 rank(s)" in proc.stderr
