@@ -88,7 +88,7 @@ def data_fingerprint(params) -> str:
 
     Content, never modification times: a byte-identical cache rebuild must neither restart training
     nor change the checkpoint (which stores this value), so two from-scratch runs give identical
-    files and `dvc.lock`. Reading the features costs about a second per GB (blake2b).
+    files and `dvc.lock`. Hashing the features (blake2b) costs ~1-6 s per GB (idle vs busy 2-core box).
     """
     files = [Path(params.stats.path), index_path(params.cache.dir)]
     files += [split_path(params.split.dir, d, s) for d in DOMAINS for s in SPLITS]
