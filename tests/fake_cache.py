@@ -23,12 +23,12 @@ import numpy as np
 import yaml
 
 from flowmimic.features import layout
-from flowmimic.params import Params, params_from_dict
+from flowmimic.params import Params, params_from_dict, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
 TINY_TRAIN: dict[str, Any] = dict(
-    seed=0, device="cpu", nproc_per_node=1, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2.0, dropout=0.1,
+    seed=0, device="cpu", nproc_per_node=1, threads=1, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2.0, dropout=0.1,
     d_z=8, style_head=True, seq_len=8, batch_size=4, mvh_epoch_ratio=1.0, windows_per_sequence=2,
     num_workers=0, epochs=2, lr=3e-3, min_lr_ratio=0.1, weight_decay=0.01, warmup_steps=2, grad_clip=1.0,
     kl_warmup_steps=6, val_every_epochs=1, log_every_steps=1, resume=True,
@@ -97,7 +97,7 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_tes
     stats_path = root / "stats" / "mean_std_263_train.npz"
     np.savez(stats_path, mean=mean.astype(np.float32), std=std.astype(np.float32))
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_yaml(REPO / "params.yaml")
     raw["data"].update(aist_root=str(root / "raw/aist"), mvh_root=str(root / "raw/mvh"))
     raw["demo"]["root"] = str(root / "demo")
     raw["split"]["dir"] = str(splits)

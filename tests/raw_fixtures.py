@@ -12,7 +12,7 @@ import torch
 from flowmimic.body.kinematics import smpl_forward_kinematics
 from flowmimic.body.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from flowmimic.body.skeleton import default_rest_joints
-from flowmimic.params import load_params
+from flowmimic.params import load_params, read_yaml
 from flowmimic.sources.common import canonical_rotation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,11 +106,9 @@ def make_mvh_sequence(root: Path, seq_id: str, seconds: float = 4.0, seed: int =
 
 def tiny_params(tmp_path: Path, **overrides):
     """Repo params with every path under tmp_path and small sizes; `overrides` as {"section.key": value}."""
-    import yaml
-
     from flowmimic.params import params_from_dict
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_yaml(REPO / "params.yaml")
     raw["data"]["aist_root"] = str(tmp_path / "raw/aist")
     raw["data"]["mvh_root"] = str(tmp_path / "raw/mvh")
     raw["demo"]["root"] = str(tmp_path / "raw")

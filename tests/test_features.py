@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from flowmimic.body.kinematics import smpl_forward_kinematics
 from flowmimic.body.rotation import quat_about_y, quat_rotate
@@ -21,8 +22,10 @@ from flowmimic.features.humanml3d import (
     FEET_THRESHOLD, features_to_joints, joints_to_features, joints_to_features_list,
 )
 from flowmimic.features.layout import CONTACTS, DIM, RIC, ROOT, ROT_6D
+from flowmimic.params import read_yaml
 
 DATA = Path(__file__).parent / "data" / "humanml3d"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +240,8 @@ def test_bad_inputs_raise_clear_errors(ref_joints):
 def test_cli_round_trip(tmp_path, ref_joints):
     src, feats_path, joints_path = tmp_path / "j.npy", tmp_path / "out" / "f.npy", tmp_path / "j2.npy"
     np.save(src, ref_joints)                 # whole sequence: already on HumanML3D's floor/origin
-    assert cli_main(["features", str(src), str(feats_path)]) == 0
+    params_file = REPO / "params.yaml"
+    assert cli_main(["features", str(src), str(feats_path), "--params", str(params_file)]) == 0
     feats = np.load(feats_path)
     assert feats.shape == (169, DIM) and feats.dtype == np.float32
     np.testing.assert_array_equal(feats, joints_to_features(ref_joints).numpy())
@@ -248,7 +252,11 @@ def test_cli_round_trip(tmp_path, ref_joints):
 
     pair = np.stack([ref_joints[:50], ref_joints[50:100]])            # (N, T, 22, 3)
     np.save(src, pair)
-    assert cli_main(["features", str(src), str(feats_path), "--feet-threshold", "1e-6"]) == 0
+    # the threshold comes from the params file's features.feet_threshold, not a default in code
+    raw = read_yaml(params_file)
+    raw["features"]["feet_threshold"] = 1e-6
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    assert cli_main(["features", str(src), str(feats_path), "--params", str(tmp_path / "p.yaml")]) == 0
     feats = np.load(feats_path)
     assert feats.shape == (2, 49, DIM)
     np.testing.assert_array_equal(feats, joints_to_features(pair, feet_threshold=1e-6).numpy())
@@ -261,33 +269,34 @@ def test_convert_errors_name_the_file(tmp_path, ref_joints):
     bad_shape = tmp_path / "bad_shape.npy"
     np.save(bad_shape, np.zeros((10, 24, 3), np.float32))
     with pytest.raises(DataError, match="bad_shape.npy: expected joints") as e:
-        convert_file(bad_shape, tmp_path / "o.npy", to="features", feet_threshold=None)
+        convert_file(bad_shape, tmp_path / "o.npy", to="features", feet_threshold=0.002)
     assert e.value.reason == "bad_shape"
     with_nan = tmp_path / "nan.npy"
     arr = ref_joints[:10].copy()
     arr[7, 0, 0] = np.nan
     np.save(with_nan, arr)
     with pytest.raises(DataError, match=r"nan.npy: joints contain NaN/Inf at frames \[7\]") as e:
-        convert_file(with_nan, tmp_path / "o.npy", to="features", feet_threshold=None)
+        convert_file(with_nan, tmp_path / "o.npy", to="features", feet_threshold=0.002)
     assert e.value.reason == "nan"
     short = tmp_path / "short.npy"
     np.save(short, ref_joints[:1])
     with pytest.raises(DataError, match="short.npy") as e:
-        convert_file(short, tmp_path / "o.npy", to="features", feet_threshold=None)
+        convert_file(short, tmp_path / "o.npy", to="features", feet_threshold=0.002)
     assert e.value.reason == "too_short"
     pickled = tmp_path / "obj.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match="obj.npy") as e:
-        convert_file(pickled, tmp_path / "o.npy", to="joints", feet_threshold=None)
+        convert_file(pickled, tmp_path / "o.npy", to="joints")
     assert e.value.reason == "unreadable"
     with pytest.raises(DataError, match="missing.npy"):
-        convert_file(tmp_path / "missing.npy", tmp_path / "o.npy", to="joints", feet_threshold=None)
+        convert_file(tmp_path / "missing.npy", tmp_path / "o.npy", to="joints")
     assert cli_main(["joints", str(bad_shape), str(tmp_path / "o.npy")]) == 2
     assert not (tmp_path / "o.npy").exists()
 
 
 def test_feet_threshold_default_is_humanml3d():
-    assert FEET_THRESHOLD == 0.002
+    # the library's default and the pipeline's one knob both hold HumanML3D's published value
+    assert FEET_THRESHOLD == 0.002 == read_yaml(REPO / "params.yaml")["features"]["feet_threshold"]
 
 
 def test_between_near_and_exactly_antiparallel():

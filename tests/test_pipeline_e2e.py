@@ -1,12 +1,14 @@
 """End to end through DVC in a temporary copy of the repo, on tiny params (slow: ~1-2 minutes).
 
-`dvc repro` runs every stage; a second repro has nothing to do; a features / stats param change
+`dvc repro` runs every stage; a second repro has nothing to do; two clones run from scratch write
+identical `dvc.lock` files; a features / stats param change
 re-runs exactly the stages that depend on it; `dvc exp run -S train.d_z=...` trains a variant and
 `dvc metrics diff` reports the change; a local DVC remote round-trips the data and model.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -59,9 +61,8 @@ def set_params(repo: Path, changes: dict) -> None:
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    dst = tmp_path_factory.mktemp("e2e") / "repo"
+def fresh_copy(dst: Path) -> Path:
+    """The repository's tracked and unignored files, minus generated data, with TINY params, committed."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
@@ -73,6 +74,28 @@ def repo(tmp_path_factory) -> Path:
     set_params(dst, TINY)
     run("git init -q && git add -A && git commit -qm init", dst)
     return dst
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return fresh_copy(tmp_path_factory.mktemp("e2e") / "repo")
+
+
+def test_two_runs_from_scratch_give_identical_dvc_lock(tmp_path):
+    # Same machine, same params (train.threads included): every stage's outputs hash the same,
+    # so a second from-scratch `dvc repro` (another clone) reproduces the committed dvc.lock.
+    locks = []
+    for name in ("a", "b"):
+        clone = fresh_copy(tmp_path / name)
+        run("dvc repro", clone)
+        locks.append(yaml.safe_load((clone / "dvc.lock").read_text()))
+    outs = [{stage: {o["path"]: o.get("md5") for o in body.get("outs", [])} for stage, body in lock["stages"].items()}
+            for lock in locks]
+    assert set(outs[0]) == set(ALL_STAGES)
+    for stage in ALL_STAGES:
+        assert outs[0][stage] == outs[1][stage], stage
+    texts = [yaml.safe_dump(lock, sort_keys=True).splitlines() for lock in locks]
+    assert texts[0] == texts[1], "\n".join(difflib.unified_diff(texts[0], texts[1], lineterm="", n=8))
 
 
 def test_repro_then_nothing_to_do(repo):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,8 +137,7 @@ def test_two_process_ddp_gloo(tmp_path):
     params = make_fake_cache(tmp_path / "run", train=dict(epochs=2, batch_size=1, nproc_per_node=2))
     path = write_params(params, tmp_path / "params.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "flowmimic", "train", "--params", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "flowmimic", "train", "--params", str(path)],   # launches torchrun
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "on 2 rank(s)" in proc.stderr
@@ -152,3 +152,51 @@ def test_two_process_ddp_gloo(tmp_path):
                       info.device)
     for k in ("recon", "kl", "total"):
         assert summary["val"][k] == pytest.approx(single[k], rel=1e-5), k
+
+
+def test_cuda_without_gpu_is_one_line_config_error_before_work(tmp_path, monkeypatch, caplog):
+    from flowmimic.cli import main as cli_main
+
+    params = make_fake_cache(tmp_path / "run", train=dict(device="cuda"))
+    path = write_params(params, tmp_path / "params.yaml")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli_main(["train", "--params", str(path)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"{path}: train.device: 'cuda' but no CUDA device is available (use 'auto' or 'cpu')"]
+    assert not Path(params.train.last_path).parent.exists() and not Path(params.train.live_dir).exists()
+    # the same params file is fine for a stage that uses no device
+    from flowmimic.params import load_params
+    assert load_params(path).train.device == "cuda"
+
+
+def test_seq_len_longer_than_every_sequence_warns_with_numbers(tmp_path, caplog):
+    params = make_fake_cache(tmp_path / "run", frames=(9, 30), train=dict(epochs=1, seq_len=40))
+    longest = max(s["frames"] for s in json.loads(Path(params.cache.dir, "index.json").read_text())["sequences"])
+    with caplog.at_level("WARNING"):
+        train_stage.main(params)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "seq_len" in r.getMessage()]
+    assert len(warned) == 1 and f"train.seq_len (40) exceeds every cached sequence (longest {longest} frames" in warned[0]
+    caplog.clear()
+    train_stage.main(make_fake_cache(tmp_path / "ok", frames=(9, 30), train=dict(epochs=1, seq_len=8)))
+    assert not [r for r in caplog.records if "seq_len" in r.getMessage()]
+
+
+def test_train_threads_param_sets_torch_threads(tmp_path):
+    torch.set_num_threads(1)
+    train_stage.main(make_fake_cache(tmp_path / "run", train=dict(epochs=1, threads=2)))
+    assert torch.get_num_threads() == 2
+
+
+def test_two_fresh_runs_write_byte_identical_checkpoints(tmp_path):
+    # the same data rebuilt from scratch (new mtimes) and trained from scratch again, same folder
+    outputs = []
+    for run in range(2):
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
+        params = make_fake_cache(tmp_path / "run", train=dict(epochs=2, val_every_epochs=1))
+        for f in Path(params.cache.dir).rglob("*.npy"):
+            os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + run * 10**10))
+        train_stage.main(params)
+        outputs.append({p: Path(p).read_bytes() for p in (params.train.last_path, params.train.model_path)})
+    assert outputs[0].keys() == outputs[1].keys()
+    for path in outputs[0]:
+        assert outputs[0][path] == outputs[1][path], path

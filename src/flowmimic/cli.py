@@ -24,7 +24,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "cache-merge": ("flowmimic.stages.cache", "merge", "merge the shard indexes of a sharded cache run"),
     "validate": ("flowmimic.stages.validate", "main", "scan the cache, write metrics/data.json and bad lists"),
     "stats": ("flowmimic.stages.stats", "main", "blended train mean/std of the 263-D features"),
-    "train": ("flowmimic.stages.train", "main", "train the motion VAE (under torchrun for DDP)"),
+    "train": ("flowmimic.training.launch", "main",
+              "train the motion VAE (in-process; DDP workers via torchrun when train.nproc_per_node > 1)"),
     "evaluate": ("flowmimic.stages.evaluate", "main", "metrics with intervals, plots: test split (and val)"),
 }
 
@@ -61,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("features", help="convert a joints .npy (T,22,3) or (N,T,22,3) to 263-D features")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
-    p.add_argument("--feet-threshold", type=float, default=None,
-                   help="contact threshold (default: HumanML3D's 0.002)")
+    p.add_argument("--params", default=DEFAULT_PARAMS, help="params file: features.feet_threshold (default: params.yaml)")
     p = sub.add_parser("joints", help="convert a 263-D features .npy (N,263) or (B,N,263) to joints")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
@@ -101,13 +101,15 @@ def _run(args: argparse.Namespace) -> int:
             kwargs["shard"] = args.shard
         if args.command == "evaluate" and args.checkpoint is not None:
             kwargs["checkpoint"] = args.checkpoint
+        if args.command == "train":
+            kwargs["params_path"] = args.params          # DDP workers re-read the same file
         fn(params, **kwargs)
         return 0
     if args.command in ("features", "joints"):
         from flowmimic.features.convert import convert_file
 
-        convert_file(args.input, args.output, to=args.command,
-                     feet_threshold=getattr(args, "feet_threshold", None))
+        threshold = load_params(args.params).features.feet_threshold if args.command == "features" else None
+        convert_file(args.input, args.output, to=args.command, feet_threshold=threshold)
         print(f"wrote {args.output}")
         return 0
     if args.command == "plot-sequence":

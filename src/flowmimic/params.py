@@ -4,6 +4,12 @@ Every knob of the project lives in `params.yaml`; this module is the only place 
 Unknown keys, wrong types and out-of-range values fail before any work starts, with a
 `ConfigError` that names the file and the offending key (e.g. ``params.yaml: train.d_z: ...``).
 There are no defaults in code: every field must be present in the file.
+
+Types are strict: a quoted number (``lr: "0.001"``), a boolean where a number belongs
+(``epochs: true``) or a number where a boolean belongs (``style_head: 1``) is refused; only an int
+where a float is expected (``lr: 1``) is accepted. Floats must be finite. The file is read with
+`read_yaml`, which refuses duplicate keys and resolves scalars as YAML 1.2 does (PyYAML follows
+YAML 1.1, where ``1e-3`` is a string and ``yes`` a boolean).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from flowmimic.errors import ConfigError
 
@@ -31,9 +37,9 @@ Matrix3 = list[list[float]]
 
 
 class Section(BaseModel):
-    """Base of every section: immutable, no unknown keys, no silent type coercion of str<->number."""
+    """Base of every section: immutable, no unknown keys, strict types (int -> float only), finite floats."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
     def fingerprint(self) -> str:
         """Stable hash of the section's values (used to decide whether saved state is reusable)."""
@@ -205,7 +211,8 @@ class StatsParams(Section):
 class TrainParams(Section):
     seed: NonNegInt
     device: Literal["auto", "cpu", "cuda"]
-    nproc_per_node: PosInt             # processes torchrun starts on this node (DDP when > 1)
+    nproc_per_node: PosInt             # 1: train in-process; > 1: DDP, one process per rank via torchrun
+    threads: PosInt                    # torch intra-op CPU threads (they change float results: fixed for reproducibility)
     # model
     d_model: PosInt
     n_layers: PosInt                   # per encoder and per decoder
@@ -304,7 +311,85 @@ class Params(Section):
     classifier: ClassifierParams
 
     # `validate` would shadow a BaseModel method, so the attribute is `validate_`.
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True, allow_inf_nan=False)
+    _source: str = PrivateAttr(default=DEFAULT_PARAMS)
+
+    @property
+    def source(self) -> str:
+        """The params file these values came from (for error messages that name it)."""
+        return self._source
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader whose implicit scalars follow the YAML 1.2 core schema (bool, int, float, null).
+
+    YAML 1.1 (PyYAML's default) reads ``1e-3`` as a string (it wants a dot), ``yes``/``on`` as
+    booleans, ``010`` as octal 8 and ``1:30`` as 90; YAML 1.2 -- and DVC's own YAML library,
+    which writes params.yaml on ``dvc exp run -S`` -- reads them as 0.001, strings, 10 and a string.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int",       # before float: "1" is an int
+                                    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+.0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)                          # decimal, leading zeros included (YAML 1.2)
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _check_duplicates(node: yaml.Node, path: Path, where: str = "") -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            name = f"{where}.{key}" if where else str(key)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{path}: {name}: duplicate key (lines {seen[key]} and {line}); "
+                                  "YAML would silently keep the last one")
+            seen[key] = line
+            _check_duplicates(value_node, path, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, path, f"{where}[{i}]")
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a params file: YAML 1.2 scalars, duplicate keys refused (`ConfigError` naming the key)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the params file ({e})") from None
+    try:
+        node = yaml.compose(text, Loader=_Yaml12Loader)
+        if node is not None:
+            _check_duplicates(node, path)
+        return yaml.load(text, Loader=_Yaml12Loader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
 
 
 def _format_errors(path: Path, err: ValidationError) -> str:
@@ -312,6 +397,8 @@ def _format_errors(path: Path, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]).replace("validate_", "validate")
         msg = e["msg"]
+        if "input" in e and e["type"] not in ("missing", "extra_forbidden") and not isinstance(e["input"], (dict, list)):
+            msg = f"{msg} (got {e['input']!r})"
         if e["type"] == "extra_forbidden":
             msg = "unknown key (typo? every key must be one FlowMimic knows)"
         elif e["type"] == "missing":
@@ -325,18 +412,13 @@ def params_from_dict(raw: Any, source: str | Path = "<dict>") -> Params:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_format_errors(Path(str(source)), e)) from None
+    params._source = str(source)
+    return params
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     """Read and validate `params.yaml`; raises `ConfigError` naming the file and key on any problem."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return params_from_dict(raw, path)
+    return params_from_dict(read_yaml(path), path)

@@ -1,5 +1,8 @@
 """SMPL joints -> OpenPose BODY-25 keypoints (the seed's `def_aist2body25.json` idea).
 
+A public library utility (see the README's "Library extras"): no pipeline stage uses it, so it is
+in no stage's DVC deps; `tests/test_body25.py` keeps it correct.
+
 Each BODY-25 keypoint is the mean of one or two source joints. The table below is the one
 place for that mapping. Choices (BODY-25 order from OpenPose's `poseParameters.cpp`):
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from flowmimic.body.skeleton import N_JOINTS
 from flowmimic.errors import DataError
-from flowmimic.features.humanml3d import FEET_THRESHOLD, features_to_joints, joints_to_features
+from flowmimic.features.humanml3d import features_to_joints, joints_to_features
 from flowmimic.features.layout import DIM
 from flowmimic.io import save_npy
 
@@ -57,7 +57,8 @@ def convert_file(input: Path, output: Path, to: Literal["features", "joints"],
         output: .npy written atomically: features (T-1, 263) / (N, T-1, 263), or joints
             (N, 22, 3) / (B, N, 22, 3); float input keeps its dtype, integer input gives float32.
         to: "features" or "joints".
-        feet_threshold: foot-contact threshold for to="features" (None: HumanML3D's 0.002).
+        feet_threshold: foot-contact threshold, required for to="features" (the CLI passes the
+            params file's `features.feet_threshold`); unused for to="joints".
     Raises:
         DataError: the input is missing, unreadable, of the wrong shape, too short or non-finite.
     """
@@ -72,9 +73,10 @@ def convert_file(input: Path, output: Path, to: Literal["features", "joints"],
         where = nonfinite_frames(arr, 3)
         if where is not None:
             raise DataError(input, f"joints contain NaN/Inf {where}", "nan")
-        threshold = FEET_THRESHOLD if feet_threshold is None else feet_threshold
+        if feet_threshold is None:
+            raise ValueError("to='features' needs feet_threshold (features.feet_threshold in params.yaml)")
         try:
-            result = joints_to_features(arr, threshold)
+            result = joints_to_features(arr, feet_threshold)
         except ValueError as e:
             raise DataError(input, str(e), "invalid") from e
     elif to == "joints":

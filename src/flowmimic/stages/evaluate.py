@@ -151,6 +151,7 @@ def write_plots(plots_dir: Path, result: SplitResult, gif_frames: int, gif_fps: 
 def main(params: Params, checkpoint: str | None = None) -> None:
     """Evaluate `checkpoint` (default `train.model_path`) on the test and val splits."""
     p = params.evaluate
+    torch.set_num_threads(params.train.threads)     # as in training: the thread count changes float results
     path = checkpoint or params.train.model_path
     model, ckpt = load_model(path)
     model.eval()

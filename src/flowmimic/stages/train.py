@@ -1,4 +1,5 @@
-"""`flowmimic train`: train the motion VAE (the DVC `train` stage; DDP when started by torchrun).
+"""The training run of one rank: train the motion VAE (`flowmimic train` calls `main` through
+`flowmimic.training.launch`, in-process or in each DDP worker).
 
 Reads `params.train` and the cache / split / validate / stats paths. Writes, on rank 0 only:
 `train.last_path` (resumable state, every `val_every_epochs` and at the end), `train.model_path` (the
@@ -10,8 +11,11 @@ Resume: with `train.resume` and a `last_path` written with the same train params
 (fingerprints), training continues from it -- bit-identical to an uninterrupted run, since every RNG
 is reseeded per epoch -- and dvclive continues its history; otherwise it starts fresh.
 
-    flowmimic train                                          # one process (CPU, or one GPU with bf16)
-    torchrun --standalone --nproc-per-node=2 -m flowmimic train   # DDP
+Reproducibility: `train.threads` fixes torch's CPU thread count (it changes float results), and
+nothing written depends on the clock or mtimes, so two from-scratch runs on one machine write
+byte-identical checkpoints.
+
+    flowmimic train      # train.nproc_per_node 1: this process (CPU, or one GPU with bf16); > 1: DDP
 """
 
 from __future__ import annotations
@@ -23,19 +27,21 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from flowmimic.training.checkpoint import load_checkpoint, save_checkpoint
-from flowmimic.training.distributed import DistInfo, barrier, cleanup, init_distributed
 from flowmimic.model.losses import LossWeights
 from flowmimic.model.vae import MotionVAE, VAEConfig
 from flowmimic.params import Params
+from flowmimic.training.checkpoint import best_model_checkpoint, load_checkpoint, make_checkpoint, save_checkpoint
+from flowmimic.training.distributed import DistInfo, barrier, check_device, cleanup, init_distributed
 from flowmimic.training.loop import (TrainState, build_loaders, build_optimizer, build_scheduler, data_fingerprint,
-                               make_checkpoint, seed_everything, train_epoch, trim_live_history, validate)
+                                     seed_everything, train_epoch, trim_live_history, validate)
 
 log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
     """Train (or resume, or confirm a finished run) with `params`; see the module docstring."""
+    check_device(params)
+    torch.set_num_threads(params.train.threads)
     info = init_distributed(params.train.device)
     try:
         _train(params, info)
@@ -89,8 +95,7 @@ def _train(params: Params, info: DistInfo) -> None:
     ckpt = _resumable(params, fingerprints)
     if ckpt is not None and ckpt["finished"]:
         if info.is_main and not _best_saved(p.model_path, fingerprints, ckpt["best_epoch"]):
-            save_checkpoint(p.model_path, {**{k: v for k, v in ckpt.items() if k != "best_model"},
-                                           "model": ckpt["best_model"], "optimizer": None, "scheduler": None})
+            save_checkpoint(p.model_path, best_model_checkpoint(ckpt))
         log.info("training already finished (%s); %s is up to date", p.last_path, p.model_path)
         barrier()
         return

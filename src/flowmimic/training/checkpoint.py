@@ -1,4 +1,5 @@
-"""Training checkpoints: atomic save, safe load (``weights_only=True``), model rebuild from the config.
+"""Training checkpoints: the dict's layout (`make_checkpoint`), atomic and byte-reproducible save,
+safe load (``weights_only=True``), model rebuild from the config.
 
 A checkpoint is a dict of tensors and plain Python values only (so it loads with
 ``torch.load(weights_only=True)``)::
@@ -14,26 +15,62 @@ A checkpoint is a dict of tensors and plain Python values only (so it loads with
     finished           True once the run has done all `train.epochs`
     train_params       the train section (dict), train_fingerprint, data_fingerprint
     best_model         (last.pt only) the best model's state dict, to restore model_path after a crash
+
+Nothing in it depends on the clock or file modification times, so two identical runs write
+byte-identical files (and DVC records identical hashes).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor, nn
 
 from flowmimic.errors import DataError
 from flowmimic.io import atomic_path
 from flowmimic.model.vae import MotionVAE, VAEConfig
 
+if TYPE_CHECKING:
+    from flowmimic.training.loop import TrainState
+
 CHECKPOINT_VERSION = 1
 
 
+def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any,
+                    state: "TrainState", config: dict, train_params: dict, fingerprints: tuple[str, str], *,
+                    finished: bool, model_state: dict[str, Tensor] | None = None,
+                    with_best: bool = False) -> dict[str, Any]:
+    """The checkpoint dict (layout above); `model_state` overrides the model's weights."""
+    ckpt = {
+        "version": CHECKPOINT_VERSION,
+        "model": model_state if model_state is not None else model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "config": config, "epoch": state.epoch, "step": state.step,
+        "best_value": state.best_value, "best_epoch": state.best_epoch, "finished": finished,
+        "train_params": train_params, "train_fingerprint": fingerprints[0], "data_fingerprint": fingerprints[1],
+    }
+    if with_best:
+        ckpt["best_model"] = state.best_model
+    return ckpt
+
+
+def best_model_checkpoint(last: dict[str, Any]) -> dict[str, Any]:
+    """The best-model checkpoint held inside a finished run's last checkpoint (its `best_model`)."""
+    return {**{k: v for k, v in last.items() if k != "best_model"},
+            "model": last["best_model"], "optimizer": None, "scheduler": None}
+
+
 def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> None:
-    """Write `ckpt` atomically (temp file in the same folder, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    """Write `ckpt` atomically (temp file in the same folder, then rename).
+
+    Saved through a file object: given a path, `torch.save` names the zip's inner folder after the
+    (random) temp file name, so identical checkpoints would differ byte for byte.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(ckpt, f)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

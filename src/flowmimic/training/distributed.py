@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from flowmimic.errors import ConfigError
+from flowmimic.params import Params
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -27,10 +30,21 @@ class DistInfo:
         return self.rank == 0
 
 
+def check_device(params: Params) -> None:
+    """`ConfigError` (one line, naming the key) when `train.device` asks for a GPU this machine lacks.
+
+    Checked by the stages that use the device, not when params load, so CPU-only commands (e.g.
+    ``flowmimic cache --shard`` on a cluster's CPU nodes) run with the same params file.
+    """
+    if params.train.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{params.source}: train.device: 'cuda' but no CUDA device is available "
+                          "(use 'auto' or 'cpu')")
+
+
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' -> a device (CUDA: this node's GPU `local_rank`)."""
+    """'auto' | 'cpu' | 'cuda' -> a device (CUDA: this node's GPU `local_rank`); see `check_device`."""
     if preference == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        raise ConfigError("train.device: 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     if preference == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
@@ -51,11 +65,6 @@ def init_distributed(device_preference: str) -> DistInfo:
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
-
-
-def is_main() -> bool:
-    """True on rank 0, and in a single process."""
-    return not is_distributed() or dist.get_rank() == 0
 
 
 def barrier() -> None:

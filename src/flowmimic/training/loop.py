@@ -67,6 +67,9 @@ def build_loaders(params, info: DistInfo) -> Loaders:
             for split in FIT_SPLITS}
     if not seqs["train"]:
         raise FlowMimicError(f"{params.split.dir}: no usable training sequences (check the cache and splits)")
+    if info.rank == 0:
+        warn_if_windows_longer_than_data(p.seq_len, [s.frames for split in FIT_SPLITS for s in seqs[split]],
+                                         params.source)
     train_ds = MotionWindows(seqs["train"], p.seq_len, norm)
     sampler = BalancedBatchSampler(
         [s.frames for s in seqs["train"]], [s.domain_id for s in seqs["train"]], batch_size=p.batch_size,
@@ -83,20 +86,38 @@ def build_loaders(params, info: DistInfo) -> Loaders:
 
 
 def data_fingerprint(params) -> str:
-    """Hash of what decides the training data: the stats file, the split files, the bad lists, the
-    cache index and each used feature file's size and mtime (rewritten features mean retraining)."""
+    """Hash of the *content* of what decides the training data: the stats file, the split files, the
+    bad lists, the cache index and every used feature file.
+
+    Content, never modification times: a byte-identical cache rebuild must neither restart training
+    nor change the checkpoint (which stores this value), so two from-scratch runs give identical
+    files and `dvc.lock`. Hashing the features (blake2b) costs ~1-6 s per GB (idle vs busy 2-core box).
+    """
     files = [Path(params.stats.path), index_path(params.cache.dir)]
     files += [split_path(params.split.dir, d, s) for d in DOMAINS for s in FIT_SPLITS]
     files += [bad_list_path(params.validate_.dir, d) for d in DOMAINS]
-    h = hashlib.sha256()
+    h = hashlib.blake2b(digest_size=16)
     for f in files:
-        h.update(str(f.name).encode())
-        h.update(f.read_bytes() if f.exists() else b"<missing>")
+        h.update(f"{f.name}\0".encode())
+        h.update(_file_digest(f) if f.exists() else b"<missing>")
     for split in FIT_SPLITS:
         for seq in usable_sequences(params.cache.dir, params.split.dir, params.validate_.dir, split):
-            st = seq.path.stat()
-            h.update(f"{seq.domain}/{seq.id}:{st.st_size}:{st.st_mtime_ns};".encode())
+            h.update(f"{seq.domain}/{seq.id}\0".encode())
+            h.update(_file_digest(seq.path))
     return h.hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).digest()
+
+
+def warn_if_windows_longer_than_data(seq_len: int, frames: list[int], source: str) -> None:
+    """Warn (with the numbers) when every window would be padded: `seq_len` exceeds every sequence."""
+    if frames and seq_len > max(frames):
+        log.warning("%s: train.seq_len (%d) exceeds every cached sequence (longest %d frames, median %d, "
+                    "%d sequences): every window is mostly padding; lower train.seq_len",
+                    source, seq_len, max(frames), int(np.median(frames)), len(frames))
 
 
 # ----------------------------------------------------------------------------- optimisation
@@ -222,7 +243,7 @@ def validate(model: nn.Module, loader: DataLoader, weights: LossWeights, device:
     return means
 
 
-# ----------------------------------------------------------------------------- state and checkpoints
+# ----------------------------------------------------------------------------- state
 
 
 @dataclass
@@ -249,27 +270,6 @@ class TrainState:
         self.best_value, self.best_epoch = value, self.epoch
         self.best_model = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         return True
-
-
-def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any, state: TrainState,
-                    config: dict, train_params: dict, fingerprints: tuple[str, str], *,
-                    finished: bool, model_state: dict[str, Tensor] | None = None,
-                    with_best: bool = False) -> dict[str, Any]:
-    """The checkpoint dict (see `flowmimic.training.checkpoint`); `model_state` overrides the model's weights."""
-    from flowmimic.training.checkpoint import CHECKPOINT_VERSION
-
-    ckpt = {
-        "version": CHECKPOINT_VERSION,
-        "model": model_state if model_state is not None else model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "config": config, "epoch": state.epoch, "step": state.step,
-        "best_value": state.best_value, "best_epoch": state.best_epoch, "finished": finished,
-        "train_params": train_params, "train_fingerprint": fingerprints[0], "data_fingerprint": fingerprints[1],
-    }
-    if with_best:
-        ckpt["best_model"] = state.best_model
-    return ckpt
 
 
 def trim_live_history(live_dir: str | Path, step: int) -> None:
