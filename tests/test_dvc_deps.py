@@ -81,8 +81,9 @@ DVC = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
 @pytest.mark.parametrize("stage", sorted(DVC))
 def test_stage_deps_cover_the_code_it_runs(stage):
-    command = DVC[stage]["cmd"].split()[1]
-    assert DVC[stage]["cmd"].split()[0] == "flowmimic" and command in STAGES, DVC[stage]["cmd"]
+    # `PYTHONPATH=src` first: a stage runs the code of its own workspace (dvc exp --temp/--queue copies)
+    env, program, command = DVC[stage]["cmd"].split()[:3]
+    assert env == "PYTHONPATH=src" and program == "flowmimic" and command in STAGES, DVC[stage]["cmd"]
     deps = [d for d in DVC[stage]["deps"] if isinstance(d, str)]
     missing = sorted(p for p in code_closure(STAGES[command][0]) if not _covered(p, deps))
     assert not missing, f"dvc.yaml stage {stage}: deps miss code it runs: {missing}"
