@@ -36,7 +36,7 @@ class RawSequence:
 
 
 def numeric_array(value: Any, source: str | Path, key: str) -> np.ndarray:
-    """`value` (numpy array, torch tensor, nested list of numbers) as a float64 array, or DataError.
+    """`value` (numpy array, torch tensor, nested list of numbers, a number) as a float64 array, or DataError.
 
     A wrong type (None, a string, objects) is reason "bad_type"; a ragged list "bad_shape".
     The caller checks the shape.
@@ -46,6 +46,8 @@ def numeric_array(value: Any, source: str | Path, key: str) -> np.ndarray:
         if value.is_complex() or value.dtype == torch.bool:
             raise DataError(source, f"'{key}' must hold real numbers, got a {value.dtype} tensor", "bad_type")
         return value.to(torch.float64).numpy()
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return np.asarray(value, dtype=np.float64)
     if not isinstance(value, (np.ndarray, list, tuple)):
         raise DataError(source, f"'{key}' must be an array of numbers, got {type(value).__name__}", "bad_type")
     try:
