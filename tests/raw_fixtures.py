@@ -104,10 +104,8 @@ def make_mvh_sequence(root: Path, seq_id: str, seconds: float = 4.0, seed: int =
     return joints
 
 
-def tiny_params(tmp_path: Path, **overrides):
-    """Repo params with every path under tmp_path and small sizes; `overrides` as {"section.key": value}."""
-    from flowmimic.params import params_from_dict
-
+def tiny_params_dict(tmp_path: Path, **overrides) -> dict:
+    """The raw params dict behind `tiny_params` (to write a params file for the `flowmimic` CLI)."""
     raw = read_yaml(REPO / "params.yaml")
     raw["data"]["aist_root"] = str(tmp_path / "raw/aist")
     raw["data"]["mvh_root"] = str(tmp_path / "raw/mvh")
@@ -122,7 +120,23 @@ def tiny_params(tmp_path: Path, **overrides):
     for key, value in overrides.items():
         section, name = key.split(".", 1)
         raw[section][name] = value
-    return params_from_dict(raw, "tiny params")
+    return raw
+
+
+def tiny_params(tmp_path: Path, **overrides):
+    """Repo params with every path under tmp_path and small sizes; `overrides` as {"section.key": value}."""
+    from flowmimic.params import params_from_dict
+
+    return params_from_dict(tiny_params_dict(tmp_path, **overrides), "tiny params")
+
+
+def write_params_file(tmp_path: Path, **overrides) -> Path:
+    """`tiny_params` written to `<tmp_path>/params.yaml`, for `flowmimic <stage> --params ...`."""
+    import yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params_dict(tmp_path, **overrides), sort_keys=False))
+    return path
 
 
 AIST_NAMES = ("gBR_sBM_cAll_d01_mBR0_ch01", "gBR_sFM_cAll_d02_mBR1_ch02", "gPO_sBM_cAll_d03_mPO0_ch01",

@@ -13,7 +13,7 @@ from flowmimic.errors import DataError
 from flowmimic.features import layout
 from flowmimic.stages import cache, split
 
-from raw_fixtures import make_tiny_tree
+from raw_fixtures import REPO, make_tiny_tree
 
 
 @pytest.fixture()
@@ -107,3 +107,68 @@ def test_sequences_leaving_the_splits_are_removed(tree):
     cache.main(tree)
     assert not (Path(tree.cache.dir) / "mvh" / f"{ids[0]}.npy").exists()
     assert ("mvh", ids[0]) not in _rows(tree)
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from flowmimic.cache import jobs
+from flowmimic.io import atomic_path
+from flowmimic.params import params_from_dict
+from flowmimic.stages import cache
+import yaml
+
+cache.FLUSH_EVERY_N, cache.FLUSH_EVERY_S = 2, 1e9      # flush by count only, deterministically
+real, saved = jobs.save_npy, []
+
+def save_then_die(path, array):
+    if len(saved) == 5:                                  # SIGKILL in the middle of the 6th atomic write
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"half a file")
+            os.kill(os.getpid(), signal.SIGKILL)
+    real(path, array)
+    saved.append(path)
+
+jobs.save_npy = save_then_die
+cache.main(params_from_dict(yaml.safe_load(open(sys.argv[1])), "killed run"))
+"""
+
+
+def _dvc_files(folder: Path) -> dict[str, str]:
+    """What DVC hashes of an output folder: every file not matched by the repo's .dvcignore, with its hash."""
+    import hashlib
+
+    import pathspec
+
+    spec = pathspec.PathSpec.from_lines("gitignore", (REPO / ".dvcignore").read_text().splitlines())
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not spec.match_file(p.relative_to(folder).as_posix())}
+
+
+def test_sigkill_mid_write_leaves_nothing_dvc_sees_and_keeps_finished_work(tree, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import yaml
+
+    params_file = tmp_path / "killed.yaml"
+    params_file.write_text(yaml.safe_dump(tree.model_dump(by_alias=True)))
+    res = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(params_file)], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == -9, res.stderr[-2000:]
+    cache_dir = Path(tree.cache.dir)
+    temps = list(cache_dir.rglob(".*.tmp"))
+    assert len(temps) == 1                                # the write the kill interrupted
+    assert not _dvc_files(cache_dir).keys() & {t.relative_to(cache_dir).as_posix() for t in temps}   # .dvcignore'd
+    saved = feature_cache.read_manifests(cache_dir)
+    assert len(saved) == 4                                # flushed after 2 and 4 sequences; the 5th was unsaved
+
+    calls = []
+    real = feature_cache.process_job
+    monkeypatch.setattr(cache, "process_job", lambda job, params, reader_args: calls.append(job.key) or real(job, params, reader_args))
+    cache.main(tree)                                      # the resume
+    assert not list(cache_dir.rglob("*.tmp")) and len(calls) == 9 - 4 and not set(calls) & set(saved)
+    resumed = _dvc_files(cache_dir)
+
+    clean = tree.model_copy(update={"cache": tree.cache.model_copy(update={"dir": str(tmp_path / "clean")})})
+    cache.main(clean)
+    assert resumed == _dvc_files(tmp_path / "clean") and "index.json" in resumed

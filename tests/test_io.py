@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import pickle
 import subprocess
@@ -189,3 +190,130 @@ def test_atomic_writes_succeed(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").read_text() == "hello\n"
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.arange(3.0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "a.txt"]
+
+
+# ----------------------------------------------------------------------------- hostile storages, our bugs
+
+
+class _HostileStorage:
+    """Pickles like a tensor's storage (`torch.storage._load_from_bytes`) whose archive runs a command."""
+
+    def __init__(self, marker: Path, zipfile: bool) -> None:
+        buf = io.BytesIO()
+        torch.save({"x": _ShellCommand(f"touch {marker}")}, buf, _use_new_zipfile_serialization=zipfile)
+        self.blob = buf.getvalue()
+
+    def __reduce__(self) -> tuple:
+        return (torch.storage._load_from_bytes, (self.blob,))
+
+
+@pytest.mark.parametrize("zipfile", [False, True])   # tensors pickle their storage in the legacy format
+def test_hostile_torch_storage_is_unsafe_not_unreadable(tmp_path: Path, zipfile: bool) -> None:
+    marker = tmp_path / "pwned"
+    p = _write(tmp_path / "0000.pkl", {"joints": _HostileStorage(marker, zipfile)}, 4)
+    with pytest.raises(DataError) as e:
+        safe_load_pickle(p)
+    assert e.value.reason == "unsafe" and e.value.path == str(p)
+    assert "not plain data" in str(e.value) and "system" in str(e.value)
+    assert "weights_only" not in str(e.value)           # never torch's advice to load it unsafely
+    assert not marker.exists()
+
+
+def test_a_bug_in_our_allow_list_is_not_reported_as_a_bad_file(tmp_path: Path, monkeypatch) -> None:
+    import flowmimic.io as fio
+
+    p = _write(tmp_path / "m.pkl", {"a": np.arange(3.0)}, 4)
+    assert safe_load_pickle(p)["a"].tolist() == [0.0, 1.0, 2.0]
+
+    def broken_core():
+        raise AttributeError("module 'numpy' has no attribute '_core'")     # e.g. a numpy API change
+
+    monkeypatch.setattr(fio, "_np_core", broken_core)
+    with pytest.raises(Exception) as e:
+        safe_load_pickle(p)
+    assert not isinstance(e.value, DataError)            # a bug surfaces; the cache counts it internal_error
+    assert isinstance(e.value.__cause__, AttributeError)
+
+
+def test_a_bug_while_loading_a_checkpoint_is_not_an_unreadable_file(tmp_path: Path, monkeypatch) -> None:
+    from flowmimic.training import checkpoint
+
+    p = tmp_path / "last.pt"
+    for blob in (b"", b"garbage", b"PK\x03\x04 truncated zip"):
+        p.write_bytes(blob)
+        with pytest.raises(DataError, match="unreadable checkpoint"):
+            checkpoint.load_checkpoint(p)
+
+    def buggy_load(*args, **kwargs):
+        raise NameError("name 'map_locaton' is not defined")
+
+    monkeypatch.setattr(checkpoint.torch, "load", buggy_load)
+    with pytest.raises(NameError):
+        checkpoint.load_checkpoint(p)
+
+
+def test_inconsistent_sparse_matrix_is_a_data_error(tmp_path: Path) -> None:
+    class Csr:
+        __module__, __qualname__ = "scipy.sparse.csr", "csr_matrix"
+
+    m = Csr()
+    m.__dict__.update({"_shape": (2, 3), "format": "csr", "data": np.array([2.0, 1.0, 3.0]),
+                       "indices": np.array([1, 0, 7], dtype=np.int32),          # column 7 of 3
+                       "indptr": np.array([0, 1, 3], dtype=np.int32)})
+    p = tmp_path / "csr.pkl"
+    p.write_bytes(official_style_pickle_bytes({"m": m}))
+    with pytest.raises(DataError, match="inconsistent") as e:
+        safe_load_pickle(p)
+    assert e.value.reason == "invalid"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")       # torch notes the odd protocol numbers it meets
+@pytest.mark.parametrize("seed", [0, 1])
+def test_corrupted_files_raise_only_data_errors(tmp_path: Path, seed: int) -> None:
+    """Random byte flips and truncations of real-format pickles: every outcome is a load or a DataError."""
+    rng = np.random.default_rng(seed)
+    frame = {"transl": None, "global_orient": torch.randn(1, 1, 3, 3), "joints": torch.randn(1, 45, 3),
+             "faces": np.arange(30, dtype=np.uint32).reshape(10, 3)}
+    motion = {"smpl_poses": rng.random((20, 72)).astype(np.float32), "smpl_trans": rng.random((20, 3)),
+              "smpl_scaling": np.array([94.0]), "smpl_loss": 1.0}
+    blobs = [pickle.dumps(frame, protocol=4), pickle.dumps(motion, protocol=2), pickle.dumps(motion, protocol=0)]
+    reasons = set()
+    p = tmp_path / "x.pkl"
+    for _ in range(300):
+        b = bytearray(blobs[rng.integers(len(blobs))])
+        if rng.random() < 0.2:
+            b = b[:rng.integers(len(b))]
+        else:
+            for i in rng.integers(len(b), size=rng.integers(1, 4)):
+                b[i] = rng.integers(256)
+        p.write_bytes(bytes(b))
+        try:
+            safe_load_pickle(p)
+        except DataError as e:
+            reasons.add(e.reason)
+    assert "unreadable" in reasons                       # the corruption did bite
+
+
+def test_open_errors_are_unreadable(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.pkl"
+    loop.symlink_to(loop.name)
+    (tmp_path / "folder.pkl").mkdir()
+    for p in (loop, tmp_path / "folder.pkl"):
+        with pytest.raises(DataError, match="cannot open") as e:
+            safe_load_pickle(p)
+        assert e.value.reason == "unreadable" and e.value.path == str(p)
+
+
+def test_temp_files_of_killed_writes_are_found_and_removed(tmp_path: Path) -> None:
+    from flowmimic.io import is_temp_file, remove_temp_files
+
+    with atomic_path(tmp_path / "aist" / "x.npy") as tmp:
+        assert is_temp_file(tmp)
+        left = tmp.with_name(tmp.name.replace(".tmp", ".left.tmp"))
+        tmp.rename(left)                                  # what a SIGKILL leaves
+        tmp.write_bytes(b"done")
+    keep = [tmp_path / "aist" / "x.npy", tmp_path / "notes.tmp", tmp_path / ".hidden"]
+    for k in keep[1:]:
+        k.write_text("mine")
+    assert remove_temp_files(tmp_path) == 1 and not left.exists()
+    assert all(k.exists() for k in keep) and remove_temp_files(tmp_path / "absent") == 0

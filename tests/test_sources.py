@@ -71,6 +71,31 @@ def test_aist_bad_files_name_the_file(tmp_path, params, mutate, reason):
     assert e.value.reason == reason and str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("value, reason", [
+    (None, "bad_type"), ("abc", "bad_type"), ({"a": 1}, "bad_type"), (np.array(["1.0"] * 72), "bad_type"),
+    (np.zeros((10, 72), bool), "bad_type"), ([[0.0] * 72, [0.0]], "bad_shape"), ([[0.0] * 5] * 10, "bad_shape"),
+    (np.zeros((0, 72), np.float32), "empty"),
+])
+def test_aist_poses_of_the_wrong_type_or_shape_are_data_errors(tmp_path, params, value, reason):
+    data = {"smpl_poses": value, "smpl_trans": np.zeros((0 if reason == "empty" else 10, 3), np.float32),
+            "smpl_scaling": np.array([94.0], np.float32)}
+    path = tmp_path / "motions" / f"{NAME}.pkl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps(data))
+    with pytest.raises(DataError) as e:
+        aist.read_sequence(path, params.data, default_rest_joints())
+    assert e.value.reason == reason and str(path) in str(e.value)
+    assert ("0 frames" if reason == "empty" else "smpl_poses") in str(e.value)
+
+
+def test_aist_scaling_and_poses_may_be_plain_python_values(tmp_path, params):
+    data = {"smpl_poses": [[0.0] * 72] * 30, "smpl_trans": np.zeros((30, 3)), "smpl_scaling": 94.0}
+    path = tmp_path / "motions" / f"{NAME}.pkl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps(data))
+    assert aist.read_sequence(path, params.data, default_rest_joints()).joints.shape == (10, 22, 3)
+
+
 def test_aist_truncated_and_badly_named_files(tmp_path, params):
     path = tmp_path / "motions" / f"{NAME}.pkl"
     make_aist_sequence(tmp_path, NAME, seconds=1.0, params=params)

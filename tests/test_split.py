@@ -3,11 +3,15 @@ committed demo params give val and test splits large enough to report on."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from flowmimic.cache.catalog import SPLITS, split_path
 from flowmimic.demo.dataset import plan_aist, plan_mvh, split_aist
+from flowmimic.errors import DataError
 from flowmimic.io import read_json, read_lines
 from flowmimic.params import load_params
 from flowmimic.sources import mvhumannet
@@ -15,7 +19,7 @@ from flowmimic.stages import split
 from flowmimic.stages.split import split_by_performer
 from flowmimic.taxonomy import GENRES
 
-from raw_fixtures import AIST_NAMES, make_tiny_tree
+from raw_fixtures import AIST_NAMES, MVH_IDS, make_tiny_tree, tiny_params_dict
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_BROKEN = {"aist": 3, "mvh": 3}    # what demo.inject_bad breaks (AIST++ ones only among train sequences)
@@ -115,3 +119,51 @@ def test_params_refuse_held_out_shares_that_leave_train_empty():
         params_from_dict(raw(**{"split.mvh_val_fraction": 0.5, "split.mvh_test_fraction": 0.5}))
     with pytest.raises(ConfigError, match="evaluate.window_frames"):
         params_from_dict(raw(**{"evaluate.window_frames": 2}))
+def test_missing_ignore_list_fails_with_one_line_unless_turned_off(tmp_path):
+    params = make_tiny_tree(tmp_path)
+    ignore = Path(params.data.aist_root) / "ignore_list.txt"
+    ignore.unlink()
+    with pytest.raises(DataError, match="use_ignore_list") as e:
+        split.main(params)
+    assert e.value.path == str(ignore) and e.value.reason == "missing" and "\n" not in str(e.value)
+    off = params.model_copy(update={"data": params.data.model_copy(
+        update={"aist": params.data.aist.model_copy(update={"use_ignore_list": False})})})
+    split.main(off)
+    assert read_lines(split_path(params.split.dir, "aist", "train")) == [*AIST_NAMES[:3], AIST_NAMES[4]]
+
+
+def test_dropped_folders_are_in_the_report_with_a_reason(tmp_path, caplog):
+    params = make_tiny_tree(tmp_path)
+    mvh = Path(params.data.mvh_root)
+    (mvh / "part_03" / "100009_01").mkdir(parents=True)
+    (mvh / "part_03" / "100009_01" / "smpl_param").write_text("")      # a file, not a folder
+    (mvh / "part_03" / "100010_01").symlink_to("100010_01")             # a symlink loop
+    (mvh / "part_03" / "_nameless").mkdir()
+    (mvh / "part_03" / "_nameless" / "smpl_param").mkdir()              # the regex finds no performer
+    with caplog.at_level(logging.WARNING):
+        split.main(params)
+    dropped = {d["id"]: d for d in read_json(f"{params.split.dir}/report.json")["mvh"]["dropped"]}
+    assert {k: d["reason"] for k, d in dropped.items()} == {
+        "part_03/100009_01": "not_a_folder", "part_03/100010_01": "unreadable", "part_03/_nameless": "bad_name"}
+    assert all(d["message"] for d in dropped.values())
+    assert all(k in caplog.text for k in dropped)
+    listed = {i for s in SPLITS for i in read_lines(split_path(params.split.dir, "mvh", s))}
+    assert listed == set(MVH_IDS)
+
+
+def test_a_regex_giving_every_sequence_its_own_performer_warns_loudly(tmp_path, caplog):
+    params = make_tiny_tree(tmp_path, **{"data.mvh": {**tiny_params_dict(tmp_path)["data"]["mvh"],
+                                                     "performer_regex": r"^(?P<performer>.+)$"}})
+    mvh = Path(params.data.mvh_root)
+    for k in range(split.LEAK_MIN_SEQUENCES - len(MVH_IDS)):
+        (mvh / "part_03" / f"1000{20 + k}_01" / "smpl_param").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING):
+        split.main(params)
+    warnings = read_json(f"{params.split.dir}/report.json")["mvh"]["warnings"]
+    assert len(warnings) == 1 and "leak" in warnings[0] and "performer_regex" in warnings[0]
+    assert any(r.levelno == logging.WARNING and "leak" in r.getMessage() for r in caplog.records)
+    ok = make_tiny_tree(tmp_path / "ok")
+    for k in range(split.LEAK_MIN_SEQUENCES):
+        (Path(ok.data.mvh_root) / "part_03" / f"1000{20 + k}_01" / "smpl_param").mkdir(parents=True)
+    split.main(ok)                        # the default regex: performers with several outfits, no warning
+    assert read_json(f"{ok.split.dir}/report.json")["mvh"]["warnings"] == []

@@ -101,3 +101,33 @@ def test_stats_stage_uses_train_split_and_leaves_contacts(cached):
                   if r["domain"] == "aist" and r["id"] in read_lines(Path(cached.split.dir) / "aist_train.txt")]
     np.testing.assert_allclose(s["mean_aist"], np.concatenate(train_aist)[:, :259].mean(0), rtol=1e-4, atol=1e-6)
     assert np.all(s["std"][:259] >= cached.stats.min_std)
+
+
+def test_split_ids_missing_from_the_index_are_counted_not_dropped(cached):
+    """A split list naming a sequence the cache index lacks (a stale index): counted, listed, warned."""
+    split_file = Path(cached.split.dir) / "mvh_train.txt"
+    split_file.write_text(split_file.read_text() + "part_07/123456_01\n")
+    with pytest.raises(DataError, match="max_bad_fraction"):
+        validate.main(cached.model_copy(update={"validate_": cached.validate_.model_copy(
+            update={"max_bad_fraction": 0.05})}))
+    report = json.loads(Path(cached.validate_.metrics).read_text())
+    assert report["mvh"]["drop_reasons"] == {"not_in_index": 1} and report["mvh"]["dropped"] == 1
+    assert report["total"]["dropped"] == 1 and report["total"]["bad_fraction"] == pytest.approx(1 / 10, abs=1e-4)
+    line = read_lines(bad_list_path(cached.validate_.dir, "mvh"))[0].split("\t")
+    assert line[:2] == ["part_07/123456_01", "not_in_index"] and "mvh_train.txt" in line[2]
+
+
+def test_data_report_shows_split_drops_ignored_and_warnings(cached):
+    report_path = Path(cached.split.dir) / "report.json"
+    split_report = json.loads(report_path.read_text())
+    split_report["mvh"]["dropped"].append({"id": "part_09/x", "reason": "not_a_folder", "message": "m"})
+    split_report["mvh"]["warnings"].append("the split would leak")
+    report_path.write_text(json.dumps(split_report))
+    validate.main(cached)
+    report = json.loads(Path(cached.validate_.metrics).read_text())
+    assert report["mvh"]["drop_reasons"] == {"not_a_folder": 1} and report["mvh"]["warnings"] == ["the split would leak"]
+    assert report["aist"]["ignored"] == 1 and report["total"]["warnings"] == 1
+    assert "part_09/x\tnot_a_folder\tm" in read_lines(bad_list_path(cached.validate_.dir, "mvh"))
+    report_path.write_text(json.dumps({"aist": {}, "mvh": {}}))          # a report from an older split stage
+    with pytest.raises(DataError, match="re-run `flowmimic split`"):
+        validate.main(cached)

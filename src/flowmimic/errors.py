@@ -25,3 +25,12 @@ class DataError(FlowMimicError):
         self.reason = reason
         self.message = message
         super().__init__(f"{self.path}: {message}")
+
+
+class InternalError(FlowMimicError):
+    """A bug of ours hit while processing some inputs (not bad data).
+
+    A stage that processes many inputs catches such a bug per input, counts it as
+    ``internal_error`` with its traceback logged, finishes the other inputs and writes its
+    outputs, then raises this at its end so the run fails visibly.
+    """

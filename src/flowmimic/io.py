@@ -5,7 +5,8 @@ Every output FlowMimic writes goes through `atomic_path` (temp file in the same 
 
 Data pickles (AIST++ motions, MVHumanNet per-frame params, SMPL model files) are read with
 `safe_load_pickle`, never `pickle.load`: only numpy arrays, builtin containers/scalars and torch
-tensors may be rebuilt. Torch storages are loaded with ``torch.load(weights_only=True)``.
+tensors may be rebuilt. Torch storages are loaded with ``torch.load(weights_only=True)``; one that
+names a global outside torch's weights-only allow-list is "unsafe" like any other forbidden global.
 chumpy arrays (in the official SMPL files) and scipy sparse matrices become plain numpy arrays
 without importing chumpy or scipy. Anything else raises `DataError` naming the file and the global.
 """
@@ -17,6 +18,7 @@ import io
 import json
 import os
 import pickle
+import re
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
@@ -47,6 +49,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def is_temp_file(path: str | Path) -> bool:
+    """True for a temp file of `atomic_path` (`.<name>.<random>.tmp`) that a killed process left."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_temp_files(folder: str | Path) -> int:
+    """Delete the temp files that killed atomic writes left anywhere under `folder`; returns how many.
+
+    Only for a folder no other process is writing to (a running writer's temp file would go too).
+    """
+    removed = 0
+    for f in Path(folder).rglob(".*.tmp") if Path(folder).is_dir() else []:
+        if is_temp_file(f) and (f.is_file() or f.is_symlink()):
+            f.unlink()
+            removed += 1
+    return removed
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -103,10 +124,41 @@ def read_lines(path: str | Path) -> list[str]:
 # ----------------------------------------------------------------------------- restricted unpickler
 
 
-def _load_storage_from_bytes(b: bytes) -> Any:
-    import torch
+# What unpickling bytes that are not a valid pickle of allowed objects raises: the pickle machinery
+# itself, numpy's and torch's rebuild functions called with corrupted arguments, torch's loader of
+# an embedded storage archive (its zip reader: RuntimeError, its legacy format: AssertionError) and
+# numpy's C code on a corrupted dtype state (SystemError) -- all found by fuzzing real-format files
+# (tests/test_io.py). Anything else is a bug of ours and propagates (see `_LoaderBug`).
+BAD_PICKLE_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.UnpicklingError, EOFError, ValueError, TypeError, LookupError, AttributeError, OverflowError,
+    MemoryError, RuntimeError, AssertionError, SystemError, OSError)
 
-    return torch.load(io.BytesIO(b), weights_only=True)
+
+class _LoaderBug(Exception):
+    """An error in our own allow-list code during unpickling: not the file's fault, never a skip."""
+
+
+_TORCH_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _storage_loader(source: str | Path) -> Any:
+    """`torch.storage._load_from_bytes` for `source`: a storage that would load anything but plain
+    data is "unsafe" (torch's refusal advises retrying with weights_only=False: never, for data)."""
+
+    def load(b: bytes) -> Any:
+        import torch
+
+        try:
+            return torch.load(io.BytesIO(b), weights_only=True)
+        except pickle.UnpicklingError as e:
+            refused = _TORCH_REFUSED_GLOBAL.search(str(e))
+            if refused is None:              # corrupted, not hostile
+                raise DataError(source, "a torch storage in the file is corrupted (torch's weights-only loader "
+                                "cannot parse it)", "unreadable") from None
+            raise DataError(source, f"a torch storage in the file tried to load '{refused[1]}', which is not plain "
+                            "data (refused: data pickles may hold only arrays and tensors)", "unsafe") from None
+
+    return load
 
 
 class _ArrayStandIn:
@@ -147,14 +199,17 @@ class _SparseMatrix(_ArrayStandIn):
         if shape is None or data is None or indices is None or indptr is None:
             raise DataError(source, "a scipy sparse matrix in the file lacks data/indices/indptr/shape",
                             "unsafe")
-        dense = np.zeros(tuple(int(n) for n in shape), dtype=np.asarray(data).dtype)
-        indptr = np.asarray(indptr)
-        counts = np.diff(indptr)
-        major = np.repeat(np.arange(len(counts)), counts)  # column (csc) or row (csr) of each value
-        if fmt == "csc":
-            np.add.at(dense, (np.asarray(indices), major), data)
-        else:
-            np.add.at(dense, (major, np.asarray(indices)), data)
+        try:
+            dense = np.zeros(tuple(int(n) for n in shape), dtype=np.asarray(data).dtype)
+            indptr = np.asarray(indptr)
+            counts = np.diff(indptr)
+            major = np.repeat(np.arange(len(counts)), counts)  # column (csc) or row (csr) of each value
+            if fmt == "csc":
+                np.add.at(dense, (np.asarray(indices), major), data)
+            else:
+                np.add.at(dense, (major, np.asarray(indices)), data)
+        except (ValueError, TypeError, IndexError) as e:       # inconsistent shape/indices/indptr
+            raise DataError(source, f"a scipy sparse matrix in the file is inconsistent ({e})", "invalid") from e
         return dense
 
 
@@ -183,6 +238,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed_global(module, name)
+        except DataError:
+            raise
+        except Exception as e:  # our allow-list code failed: a bug, which must not read as a bad file
+            raise _LoaderBug(f"{self.source}: resolving '{module}.{name}' failed") from e
+
+    def _allowed_global(self, module: str, name: str) -> Any:
         if module in ("builtins", "__builtin__") and name in self._BUILTINS:
             return getattr(__import__("builtins"), name)
         if module in ("copyreg", "copy_reg") and name == "_reconstructor":
@@ -214,7 +277,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
             return getattr(torch._utils, name)
         if module == "torch.storage" and name == "_load_from_bytes":
-            return _load_storage_from_bytes
+            return _storage_loader(self.source)
         if module.split(".")[0] == "chumpy":
             return _make_standin(_ChumpyArray, f"chumpy:{name}")
         if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
@@ -240,12 +303,14 @@ def safe_load_pickle(path: str | Path) -> Any:
     """Load a data pickle through `RestrictedUnpickler`; errors are `DataError`s naming `path`."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            obj = RestrictedUnpickler(f, path).load()
-    except DataError:
-        raise
+        f = open(path, "rb")
     except FileNotFoundError as e:
         raise DataError(path, "file not found", "missing") from e
-    except Exception as e:  # truncated or corrupted files raise many different exceptions
-        raise DataError(path, f"unreadable pickle ({type(e).__name__}: {e})", "unreadable") from e
+    except OSError as e:                   # a folder, a symlink loop, no permission, ...
+        raise DataError(path, f"cannot open ({e.strerror or e})", "unreadable") from e
+    try:
+        with f:
+            obj = RestrictedUnpickler(f, path).load()
+    except BAD_PICKLE_ERRORS as e:         # truncated or corrupted files (see BAD_PICKLE_ERRORS)
+        raise DataError(path, f"unreadable pickle ({type(e).__name__}: {str(e)[:300]})", "unreadable") from e
     return _densify(obj, path)

@@ -2,7 +2,8 @@
 
 The cache stage writes `<cache.dir>/index.json`; the split stage writes
 `<split.dir>/{aist,mvh}_{train,val,test}.txt` (train fits, val selects models, test is held out for
-the reported figures); the validate stage writes `<validate.dir>/bad_{aist,mvh}.txt`.
+the reported figures) and `<split.dir>/report.json` (what it counted, and the inputs it dropped before
+any split list, each with a reason); the validate stage writes `<validate.dir>/bad_{aist,mvh}.txt`.
 Downstream stages (stats, train, evaluate) ask this module for the usable sequences of a split
 and never read raw data.
 
@@ -13,7 +14,14 @@ index.json::
          "frames": 119, "seconds": 6.0, "source": "motions/gBR_....pkl", "status": "ok",
          "reason": null, "message": null, "path": "aist/gBR_....npy", "notes": []}, ...]}
 
-`frames` counts feature frames (joint frames - 1); `path` is relative to the cache folder.
+`frames` counts feature frames (joint frames - 1); `path` is relative to the cache folder. `status` is
+"ok", "skipped" (a bad input: `reason` says why) or "error" (`reason` "internal_error": a bug of ours).
+
+report.json::
+
+    {"aist": {"train": {...}, "val": {...}, "ignored": 1, "dropped": [], "warnings": []},
+     "mvh": {"train": {...}, "val": {...}, "ignored": 0,
+             "dropped": [{"id": "part_01/x", "reason": "bad_name", "message": "..."}], "warnings": []}}
 """
 
 from __future__ import annotations
@@ -26,7 +34,6 @@ import numpy as np
 
 from flowmimic.errors import DataError
 from flowmimic.io import read_json, read_lines
-
 from flowmimic.taxonomy import DOMAINS
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -63,6 +70,23 @@ def split_path(split_dir: str | Path, domain: str, split: str) -> Path:
 
 def bad_list_path(validate_dir: str | Path, domain: str) -> Path:
     return Path(validate_dir) / f"bad_{domain}.txt"
+
+
+def split_report_path(split_dir: str | Path) -> Path:
+    return Path(split_dir) / "report.json"
+
+
+def read_split_report(split_dir: str | Path) -> dict[str, dict]:
+    """The split stage's report: per domain "ignored" (int), "dropped" ([{id, reason, message}]), "warnings"."""
+    path = split_report_path(split_dir)
+    report = read_json(path)
+    for domain in DOMAINS:
+        entry = report.get(domain) if isinstance(report, dict) else None
+        if not (isinstance(entry, dict) and isinstance(entry.get("dropped"), list)
+                and isinstance(entry.get("warnings"), list) and isinstance(entry.get("ignored"), int)):
+            raise DataError(path, f"not a split report of this version (no '{domain}' dropped/warnings/ignored); "
+                            "re-run `flowmimic split`", "invalid")
+    return report
 
 
 def read_index(cache_dir: str | Path) -> list[dict]:

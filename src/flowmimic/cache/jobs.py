@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,16 +96,33 @@ def config_fingerprint(params: Params) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _stat_key(path: str | Path) -> str:
+    """Size and mtime of a file (following symlinks), or why it cannot be followed (a loop, dangling)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"error-{e.errno}"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def source_fingerprint(source: str | Path) -> str:
-    """Names, sizes and mtimes of the native file(s); 'missing' when absent."""
+    """Names, sizes and mtimes of the native file(s); 'missing' when absent.
+
+    Never raises on a broken input (a symlink loop, an unreadable folder): the reader reports those.
+    """
     p = Path(source)
     try:
-        items = sorted((e.name, e.stat()) for e in os.scandir(p)) if p.is_dir() else [(p.name, p.stat())]
-    except FileNotFoundError:
-        return "missing"
+        if p.is_dir():
+            items = sorted((e.name, _stat_key(e.path)) for e in os.scandir(p))
+        elif p.exists() or p.is_symlink():
+            items = [(p.name, _stat_key(p))]
+        else:
+            return "missing"
+    except OSError as e:
+        return f"error-{e.errno}"
     h = hashlib.sha256()
-    for name, st in items:
-        h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    for name, key in items:
+        h.update(f"{name}:{key};".encode())
     return h.hexdigest()[:16]
 
 
@@ -139,9 +157,12 @@ def write_manifest(cache_dir: str | Path, shard: tuple[int, int] | None, jobs: d
 
 
 def is_reusable(entry: dict | None, fingerprint: str, cache_dir: str | Path) -> bool:
+    """Whether a saved result still holds: same fingerprint, its file present; internal errors are redone."""
     if entry is None or entry.get("fingerprint") != fingerprint:
         return False
     row = entry["row"]
+    if row["status"] == "error":
+        return False
     return row["status"] != "ok" or (Path(cache_dir) / row["path"]).is_file()
 
 
@@ -153,12 +174,34 @@ def init_worker() -> None:
 
 
 def process_job(job: Job, params: Params, reader_args: dict) -> dict:
-    """Read, align, featurise and save one sequence; returns its index row (skips are rows too)."""
-    from flowmimic.sources import aist, mvhumannet
+    """Read, align, featurise and save one sequence; returns its index row (skips and errors are rows too).
 
+    A bad input (`DataError`) gives status "skipped" with its reason. Any other exception is a bug
+    of ours: status "error", reason "internal_error", and the traceback under the row's
+    "traceback" key, which the stage logs and drops (it never reaches the index); the other
+    jobs carry on and the stage fails at its end.
+    """
+    try:
+        return _featurise(job, params, reader_args)
+    except Exception as e:  # a bug of ours on this input: counted and failed loudly, never a skip
+        return _row(job, status="error", reason="internal_error", message=f"{job.source}: internal error "
+                    f"({type(e).__name__}: {e})", traceback=traceback.format_exc())
+
+
+def _row(job: Job, **fields) -> dict:
+    """The job's index row (a skip until filled in)."""
     row = {"id": job.id, "domain": job.domain, "genre_id": job.genre_id, "performer": job.performer,
            "frames": 0, "seconds": 0.0, "source": job.source, "status": "skipped", "reason": None,
            "message": None, "path": job.relpath, "notes": []}
+    row.update(fields)
+    return row
+
+
+def _featurise(job: Job, params: Params, reader_args: dict) -> dict:
+    """`process_job`'s work: the row of a cached sequence, or of a skip with the `DataError`'s reason."""
+    from flowmimic.sources import aist, mvhumannet
+
+    row = _row(job)
     try:
         if job.domain == "aist":
             seq = aist.read_sequence(job.source, params.data, **reader_args)

@@ -27,7 +27,8 @@ from flowmimic.body.skeleton import N_JOINTS
 from flowmimic.errors import DataError
 from flowmimic.io import read_lines, safe_load_pickle
 from flowmimic.params import DataParams
-from flowmimic.sources.common import RawSequence, align, canonical_rotation, check_finite, resample
+from flowmimic.sources.common import (RawSequence, align, canonical_rotation, check_finite, numeric_array,
+                                      resample)
 from flowmimic.taxonomy import genre_id
 
 _NAME = re.compile(r"^g(?P<genre>[A-Z]{2})_s(?P<situation>[A-Z]{2})_c(?P<camera>[A-Za-z0-9]+)_"
@@ -68,8 +69,12 @@ def read_split(aist_root: str | Path, split: str) -> list[str]:
 
 
 def read_ignore_list(aist_root: str | Path) -> set[str]:
+    """Names in `ignore_list.txt`; a missing list is an error (an empty set would silently keep bad fits)."""
     path = Path(aist_root) / "ignore_list.txt"
-    return set(read_lines(path)) if path.exists() else set()
+    if not path.is_file():
+        raise DataError(path, "AIST++ ignore list not found: restore it from the annotations, or set "
+                        "data.aist.use_ignore_list: false to use none", "missing")
+    return set(read_lines(path))
 
 
 def load_motion(path: str | Path) -> dict[str, np.ndarray]:
@@ -79,14 +84,16 @@ def load_motion(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(path, f"expected a dict of arrays, got {type(raw).__name__}", "invalid")
     for key in ("smpl_poses", "smpl_trans", "smpl_scaling"):
         if key not in raw:
-            raise DataError(path, f"missing key '{key}' (has: {sorted(raw)})", "missing_key")
-    poses = np.asarray(raw["smpl_poses"], dtype=np.float64)
-    trans = np.asarray(raw["smpl_trans"], dtype=np.float64)
-    scaling = np.asarray(raw["smpl_scaling"], dtype=np.float64).reshape(-1)
+            raise DataError(path, f"missing key '{key}' (has: {sorted(map(str, raw))})", "missing_key")
+    poses = numeric_array(raw["smpl_poses"], path, "smpl_poses")
+    trans = numeric_array(raw["smpl_trans"], path, "smpl_trans")
+    scaling = numeric_array(raw["smpl_scaling"], path, "smpl_scaling").reshape(-1)
     if poses.ndim == 2 and poses.shape[1] == 72:
         poses = poses.reshape(-1, 24, 3)
     if poses.ndim != 3 or poses.shape[1:] != (24, 3):
-        raise DataError(path, f"smpl_poses must be (N,72) or (N,24,3), got {raw['smpl_poses'].shape}", "bad_shape")
+        raise DataError(path, f"smpl_poses must be (N,72) or (N,24,3), got {poses.shape}", "bad_shape")
+    if poses.shape[0] == 0:
+        raise DataError(path, "the motion has 0 frames", "empty")
     if trans.shape != (poses.shape[0], 3):
         raise DataError(path, f"smpl_trans must be ({poses.shape[0]},3) to match smpl_poses, got {trans.shape}",
                         "bad_shape")

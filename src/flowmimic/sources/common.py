@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,6 +33,30 @@ class RawSequence:
     fps: float
     source: str             # the native file or folder it came from
     notes: tuple[str, ...] = field(default=())   # non-fatal findings (e.g. interpolated gaps)
+
+
+def numeric_array(value: Any, source: str | Path, key: str) -> np.ndarray:
+    """`value` (numpy array, torch tensor, nested list of numbers, a number) as a float64 array, or DataError.
+
+    A wrong type (None, a string, objects) is reason "bad_type"; a ragged list "bad_shape".
+    The caller checks the shape.
+    """
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.is_complex() or value.dtype == torch.bool:
+            raise DataError(source, f"'{key}' must hold real numbers, got a {value.dtype} tensor", "bad_type")
+        return value.to(torch.float64).numpy()
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return np.asarray(value, dtype=np.float64)
+    if not isinstance(value, (np.ndarray, list, tuple)):
+        raise DataError(source, f"'{key}' must be an array of numbers, got {type(value).__name__}", "bad_type")
+    try:
+        arr = np.asarray(value)
+    except ValueError as e:                # numpy refuses ragged nested lists
+        raise DataError(source, f"'{key}' is a ragged list, not an array ({e})", "bad_shape") from None
+    if arr.dtype.kind not in "fiu":
+        raise DataError(source, f"'{key}' must be an array of numbers, got dtype {arr.dtype}", "bad_type")
+    return arr.astype(np.float64)
 
 
 def canonical_rotation(zup_to_yup: Sequence[Sequence[float]], axis_remap: Sequence[Sequence[float]]) -> Tensor:

@@ -15,6 +15,7 @@ is read. Holes in the frame numbering are interpolated over when shorter than
 from __future__ import annotations
 
 import re
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -25,18 +26,70 @@ from flowmimic.body.skeleton import N_JOINTS, N_SMPL_JOINTS
 from flowmimic.errors import DataError
 from flowmimic.io import safe_load_pickle
 from flowmimic.params import DataParams
-from flowmimic.sources.common import RawSequence, align, canonical_rotation, check_finite, resample
+from flowmimic.sources.common import (RawSequence, align, canonical_rotation, check_finite, numeric_array,
+                                      resample)
 
 PARAM_DIR = "smpl_param"
 _NUMBER = re.compile(r"(\d+)")
 
 
-def list_sequences(mvh_root: str | Path) -> list[str]:
-    """Sequence ids "<part>/<sequence>" that have a smpl_param folder, sorted."""
+def scan_sequences(mvh_root: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Every `<part>/<sequence>` folder of the root: (ids with a smpl_param folder, sorted; dropped ones).
+
+    A dropped entry is `{"id", "reason", "message"}`: a part or sequence that is a symlink that
+    cannot be followed (a loop: "unreadable", dangling: "missing"), a sequence without
+    `smpl_param/` ("missing") or whose `smpl_param` is not a folder ("not_a_folder"). Hidden
+    entries (`.unpacked/`, ...) and plain files beside the folders are not sequences.
+    """
     root = Path(mvh_root)
     if not root.is_dir():
         raise DataError(root, "MVHumanNet root folder not found (check data.mvh_root)", "missing")
-    return sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in root.glob(f"*/*/{PARAM_DIR}") if p.is_dir())
+    ids: list[str] = []
+    dropped: list[dict[str, str]] = []
+
+    def drop(seq_id: str, reason: str, message: str) -> None:
+        dropped.append({"id": seq_id, "reason": reason, "message": message})
+
+    def folders(parent: Path, prefix: str) -> list[tuple[str, Path]]:
+        """Sub-folders of `parent` by name; unfollowable symlinks are dropped with their errno."""
+        out = []
+        try:
+            entries = sorted(parent.iterdir())
+        except OSError as e:
+            if not prefix:
+                raise DataError(parent, f"cannot list the MVHumanNet root ({e.strerror})", "unreadable") from e
+            drop(prefix.rstrip("/"), "unreadable", f"{parent}: cannot list the folder ({e.strerror})")
+            return out
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = stat.S_ISDIR(entry.stat().st_mode)   # follows symlinks: a loop raises ELOOP
+            except FileNotFoundError:
+                drop(f"{prefix}{entry.name}", "missing", f"{entry}: a symlink to nothing")
+                continue
+            except OSError as e:
+                drop(f"{prefix}{entry.name}", "unreadable", f"{entry}: cannot open ({e.strerror})")
+                continue
+            if is_dir:
+                out.append((entry.name, entry))
+        return out
+
+    for part, part_dir in folders(root, ""):
+        for name, seq_dir in folders(part_dir, f"{part}/"):
+            seq_id, param = f"{part}/{name}", seq_dir / PARAM_DIR
+            if param.is_dir():
+                ids.append(seq_id)
+            elif param.exists() or param.is_symlink():
+                drop(seq_id, "not_a_folder", f"{param}: not a folder of frame files")
+            else:
+                drop(seq_id, "missing", f"{seq_dir}: no {PARAM_DIR}/ folder")
+    return sorted(ids), dropped
+
+
+def list_sequences(mvh_root: str | Path) -> list[str]:
+    """Sequence ids "<part>/<sequence>" that have a smpl_param folder, sorted (`scan_sequences` says why not)."""
+    return scan_sequences(mvh_root)[0]
 
 
 def sequence_dir(mvh_root: str | Path, seq_id: str) -> Path:
@@ -80,15 +133,14 @@ def load_frame_joints(path: str | Path) -> torch.Tensor:
     if not isinstance(raw, dict):
         raise DataError(path, f"expected a dict, got {type(raw).__name__}", "invalid")
     if "joints" not in raw:
-        raise DataError(path, f"missing key 'joints' (has: {sorted(raw)})", "missing_key")
-    j = raw["joints"]
-    j = j.detach() if isinstance(j, torch.Tensor) else torch.as_tensor(np.asarray(j))
-    if j.dim() == 3 and j.shape[0] == 1:
+        raise DataError(path, f"missing key 'joints' (has: {sorted(map(str, raw))})", "missing_key")
+    j = numeric_array(raw["joints"], path, "joints")
+    shape = j.shape
+    if j.ndim == 3 and j.shape[0] == 1:
         j = j[0]
-    if j.dim() != 2 or j.shape[1] != 3 or j.shape[0] < N_SMPL_JOINTS:
-        raise DataError(path, f"'joints' must be (1, 45, 3) (at least 24 SMPL joints), got {tuple(raw['joints'].shape)}",
-                        "bad_shape")
-    return j[:N_JOINTS].to(torch.float64)
+    if j.ndim != 2 or j.shape[1] != 3 or j.shape[0] < N_SMPL_JOINTS:
+        raise DataError(path, f"'joints' must be (1, 45, 3) (at least 24 SMPL joints), got {shape}", "bad_shape")
+    return torch.from_numpy(j[:N_JOINTS])
 
 
 def read_sequence(mvh_root: str | Path, seq_id: str, data: DataParams) -> RawSequence:

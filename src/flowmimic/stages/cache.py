@@ -4,8 +4,14 @@ Writes `<cache.dir>/{aist,mvh}/<id>.npy` (frames, 263) and `<cache.dir>/index.js
 sequence of the splits: id, domain, genre, performer, frames, source, status, skip reason; see
 `flowmimic.cache.catalog`). A process pool of `cache.workers` streams the sequences, so memory stays
 bounded by one sequence per worker. Every file is written atomically; the manifest makes a killed
-run resumable. For a cluster, run `flowmimic cache --shard i/N` for i = 0..N-1 (a job array: one
-clone of the repo per job, or one shared folder), then `flowmimic cache-merge` once.
+run resumable, and a run (or a merge) first deletes the temp files a killed run left (`.dvcignore`
+keeps them out of the output's hash meanwhile). For a cluster, run `flowmimic cache --shard i/N` for
+i = 0..N-1 (a job array: one clone of the repo per job, or one shared folder), then
+`flowmimic cache-merge` once.
+
+A bad input is a skip with its reason; a bug of ours on one input (any other exception) is a row
+with status "error" and reason "internal_error", its traceback logged; the stage then fails at its
+end, after writing the index.
 """
 
 from __future__ import annotations
@@ -21,15 +27,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from flowmimic.cache.catalog import INDEX_VERSION, index_path
-from flowmimic.errors import DataError
+from flowmimic.errors import DataError, InternalError
 from flowmimic.cache.jobs import (Job, init_worker, config_fingerprint, is_reusable, job_fingerprint,
                                      list_jobs, manifest_name, process_job, read_manifests, shard_jobs,
                                      write_manifest)
-from flowmimic.io import read_json, write_json
+from flowmimic.io import read_json, remove_temp_files, write_json
 from flowmimic.params import Params
 from flowmimic.sources import aist_reader_args
 
 log = logging.getLogger(__name__)
+# The resume manifest is saved every FLUSH_EVERY_N finished sequences and every FLUSH_EVERY_S
+# seconds, so a kill (SIGKILL, where no `finally` runs) loses at most that much finished work.
+FLUSH_EVERY_N = 10
 FLUSH_EVERY_S = 5.0
 
 
@@ -49,17 +58,23 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
              len(jobs), len(rows), len(todo), params.cache.workers)
     mine = {k: manifest[k] for k in rows}            # this run's manifest keeps only its own jobs
     work = partial(process_job, params=params, reader_args=aist_reader_args(params.data))
-    last_flush = time.monotonic()
+    last_flush, unsaved = time.monotonic(), 0
     pool = mp.get_context("fork").Pool(params.cache.workers, init_worker) if params.cache.workers > 1 and todo else None
     try:
         results = pool.imap_unordered(work, todo, chunksize=1) if pool else map(work, todo)
         for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
             key = f"{row['domain']}/{row['id']}"
+            trace = row.pop("traceback", None)
+            if trace is not None:
+                log.error("cache: internal error (a bug, not bad data) on %s:\n%s", key, trace.rstrip())
             rows[key] = row
+            if row["status"] == "error":
+                continue                             # never saved as done: a re-run retries it
             mine[key] = {"fingerprint": fingerprints[key], "row": row}
-            if time.monotonic() - last_flush > FLUSH_EVERY_S:
+            unsaved += 1
+            if unsaved >= FLUSH_EVERY_N or time.monotonic() - last_flush > FLUSH_EVERY_S:
                 write_manifest(cache_dir, shard, mine)
-                last_flush = time.monotonic()
+                last_flush, unsaved = time.monotonic(), 0
     finally:
         if pool is not None:
             pool.terminate()
@@ -80,15 +95,22 @@ def remove_orphans(cache_dir: Path, rows: list[dict]) -> int:
 
 
 def report(rows: list[dict], max_skip_fraction: float, where: Path) -> None:
-    """Log the skips with their reasons; fail when more than `cache.max_skip_fraction` were skipped."""
-    skipped = [r for r in rows if r["status"] != "ok"]
+    """Log the skips with their reasons; fail on internal errors, or when more than
+    `cache.max_skip_fraction` were skipped (called after the index is written)."""
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    errors = [r for r in rows if r["status"] == "error"]
     for r in skipped:
         log.warning("cache: skipped %s/%s (%s): %s", r["domain"], r["id"], r["reason"], r["message"])
     for r in rows:
         for note in r.get("notes", []):
             log.info("cache: %s/%s: %s", r["domain"], r["id"], note)
     reasons = Counter(r["reason"] for r in skipped)
-    log.info("cache: %d ok, %d skipped %s", len(rows) - len(skipped), len(skipped), dict(reasons))
+    log.info("cache: %d ok, %d skipped %s, %d internal error(s)", len(rows) - len(skipped) - len(errors),
+             len(skipped), dict(reasons), len(errors))
+    if errors:
+        names = ", ".join(f"{r['domain']}/{r['id']}" for r in errors[:5]) + (" ..." if len(errors) > 5 else "")
+        raise InternalError(f"{where}: {len(errors)} sequence(s) hit an internal error, a bug in FlowMimic and not "
+                            f"bad data ({names}); the tracebacks are logged above, the other sequences are cached")
     if rows and len(skipped) / len(rows) > max_skip_fraction:
         raise DataError(where, f"{len(skipped)} of {len(rows)} sequences skipped ({dict(reasons)}), more than "
                         f"cache.max_skip_fraction={max_skip_fraction}; see the index for each reason", "too_many_skips")
@@ -97,6 +119,8 @@ def report(rows: list[dict], max_skip_fraction: float, where: Path) -> None:
 def main(params: Params, shard: tuple[int, int] | None = None) -> None:
     """Build (or bring up to date) the cache; with `shard=(i, n)` only that shard's sequences."""
     cache_dir = Path(params.cache.dir)
+    if shard is None:                   # shards may share the folder with running shards: `merge` cleans
+        _remove_temp_files(cache_dir)
     jobs = shard_jobs(list_jobs(params), shard)
     rows = run_jobs(params, jobs, shard)
     write_json(cache_dir / _index_name(shard), {"version": INDEX_VERSION, "sequences": rows})
@@ -105,6 +129,12 @@ def main(params: Params, shard: tuple[int, int] | None = None) -> None:
         if removed:
             log.info("cache: removed %d cached files of sequences no longer in the splits", removed)
     report(rows, params.cache.max_skip_fraction, cache_dir / _index_name(shard))
+
+
+def _remove_temp_files(cache_dir: Path) -> None:
+    removed = remove_temp_files(cache_dir)
+    if removed:
+        log.info("cache: removed %d temp file(s) a killed run left", removed)
 
 
 def merge(params: Params) -> None:
@@ -121,6 +151,7 @@ def merge(params: Params) -> None:
     if got != set(range(n)):
         raise DataError(cache_dir, f"missing shard index(es) {sorted(set(range(n)) - got)} of {n}; "
                         f"run `flowmimic cache --shard i/{n}` for them first", "incomplete")
+    _remove_temp_files(cache_dir)                    # every shard has finished
     rows = [r for i in range(n) for r in read_json(cache_dir / _index_name((i, n)))["sequences"]]
     rows.sort(key=lambda r: (r["domain"], r["id"]))
     jobs = {}

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from flowmimic.errors import DataError
-from flowmimic.io import atomic_path
+from flowmimic.io import BAD_PICKLE_ERRORS, atomic_path
 from flowmimic.model.vae import MotionVAE, VAEConfig
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError as e:
         raise DataError(path, "checkpoint not found (run `flowmimic train`)", "missing") from e
-    except Exception as e:  # truncated files and refused globals raise many exception types
+    except BAD_PICKLE_ERRORS as e:  # truncated, corrupted, refused globals; our own bugs propagate
         raise DataError(path, f"unreadable checkpoint ({type(e).__name__}: {e})", "unreadable") from e
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise DataError(path, f"not a version-{CHECKPOINT_VERSION} FlowMimic checkpoint", "invalid")
