@@ -243,7 +243,7 @@ class TrainState:
 
 def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any, state: TrainState,
                     config: dict, train_params: dict, fingerprints: tuple[str, str], *,
-                    finished: bool, model_state: dict[str, Tensor] | None = None,
+                    normalizer: Normalizer, finished: bool, model_state: dict[str, Tensor] | None = None,
                     with_best: bool = False) -> dict[str, Any]:
     """The checkpoint dict (see `flowmimic.training.checkpoint`); `model_state` overrides the model's weights."""
     from flowmimic.training.checkpoint import CHECKPOINT_VERSION
@@ -256,6 +256,8 @@ def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, s
         "config": config, "epoch": state.epoch, "step": state.step,
         "best_value": state.best_value, "best_epoch": state.best_epoch, "finished": finished,
         "train_params": train_params, "train_fingerprint": fingerprints[0], "data_fingerprint": fingerprints[1],
+        # The stats the model was trained with, so generation never depends on the current stats file.
+        "normalizer": {"mean": torch.from_numpy(normalizer.mean.copy()), "std": torch.from_numpy(normalizer.std.copy())},
     }
     if with_best:
         ckpt["best_model"] = state.best_model
