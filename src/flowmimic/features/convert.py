@@ -19,7 +19,8 @@ from flowmimic.features.layout import DIM
 from flowmimic.io import save_npy
 
 
-def _load(path: Path) -> np.ndarray:
+def load_npy_array(path: Path) -> np.ndarray:
+    """A numeric array from a .npy file (never a pickle); `DataError` naming `path` otherwise."""
     try:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError as e:
@@ -33,7 +34,7 @@ def _load(path: Path) -> np.ndarray:
     return arr
 
 
-def _nonfinite_frames(arr: np.ndarray, frame_axis_from_end: int) -> str | None:
+def nonfinite_frames(arr: np.ndarray, frame_axis_from_end: int) -> str | None:
     """'at frames [...]' or 'in sequence i at frames [...]' (first 10) for NaN/Inf, None if finite.
 
     `frame_axis_from_end`: 3 for joints (..., T, 22, 3), 2 for features (..., N, 263)."""
@@ -61,14 +62,14 @@ def convert_file(input: Path, output: Path, to: Literal["features", "joints"],
         DataError: the input is missing, unreadable, of the wrong shape, too short or non-finite.
     """
     input, output = Path(input), Path(output)
-    arr = _load(input)
+    arr = load_npy_array(input)
     if to == "features":
         if arr.ndim not in (3, 4) or arr.shape[-2:] != (N_JOINTS, 3):
             raise DataError(input, f"expected joints of shape (T, {N_JOINTS}, 3) or (N, T, {N_JOINTS}, 3), "
                             f"got {arr.shape}", "bad_shape")
         if arr.shape[-3] < 2:
             raise DataError(input, f"needs at least 2 frames, got {arr.shape[-3]}", "too_short")
-        where = _nonfinite_frames(arr, 3)
+        where = nonfinite_frames(arr, 3)
         if where is not None:
             raise DataError(input, f"joints contain NaN/Inf {where}", "nan")
         threshold = FEET_THRESHOLD if feet_threshold is None else feet_threshold
@@ -80,7 +81,7 @@ def convert_file(input: Path, output: Path, to: Literal["features", "joints"],
         if arr.ndim not in (2, 3) or arr.shape[-1] != DIM or arr.shape[-2] < 1:
             raise DataError(input, f"expected features of shape (N, {DIM}) or (B, N, {DIM}), got {arr.shape}",
                             "bad_shape")
-        where = _nonfinite_frames(arr, 2)
+        where = nonfinite_frames(arr, 2)
         if where is not None:
             raise DataError(input, f"features contain NaN/Inf {where}", "nan")
         result = features_to_joints(arr)
