@@ -13,7 +13,7 @@ import torch
 
 from fake_cache import make_fake_cache
 from raw_fixtures import make_aist_sequence, make_mvh_sequence, tiny_params
-from tiny_generation import FPS, WINDOW, dance_features, demo_dance, train_tiny_checkpoint
+from tiny_generation import FPS, WINDOW, demo_dance, train_tiny_checkpoint
 from flowmimic.body.rotation import quat_about_y, quat_rotate
 from flowmimic.body.skeleton import PELVIS
 from flowmimic.cli import main as cli_main

@@ -68,6 +68,3 @@ def train_tiny_checkpoint(path: str | Path, features: list[torch.Tensor], domain
                                           train_params, ("test", "test"), normalizer=norm, finished=True))
     return Path(path)
 
-
-def dance_features(seconds: float, genre: str = "gBR", seed: int = 0) -> torch.Tensor:
-    return joints_to_features(demo_dance(seconds, genre, seed))
