@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from flowmimic.errors import FlowMimicError
+from flowmimic.errors import ConfigError, DataError, FlowMimicError
 from flowmimic.params import DEFAULT_PARAMS, load_params
 
 # command -> (module, function, help)
@@ -83,12 +83,104 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skeleton", choices=("median", "target"), default="median",
                    help="BVH bone lengths: the motion's median ones or HumanML3D's target skeleton")
     p.add_argument("--units", choices=("m", "cm"), default="m", help="BVH length unit (default: m)")
+    _add_generation_commands(sub)
 
     p = sub.add_parser("unpack-mvh", help="unpack MVHumanNet .tar.gz archives (parallel, resumable, verified)")
     p.add_argument("archives", type=Path, help="folder holding the .tar.gz archives")
     p.add_argument("dest", type=Path, help="MVHumanNet root to unpack into")
     p.add_argument("--workers", type=int, default=2)
     return parser
+
+
+# ----------------------------------------------------------------------------- commands on a trained model
+
+_GENERATION_EPILOG = """\
+Outputs come from the model's 263-D HumanML3D features: the joints are on HumanML3D's target
+skeleton (not the input's), in the features' canonical frame (frame 0's pelvis at x = z = 0, floor
+y = 0, facing +Z), with one frame fewer than the input. Unless --canonical, an output made from
+joints is put back where its input was (its first-frame pelvis position, floor and heading) and
+gets the input's frame count (the missing last frame continues the last velocity). Outputs are at
+data.fps.
+OUT by extension: .npy joints (T,22,3); .npz joints, features (canonical), fps, domain, genre,
+source, checkpoint_sha256; .gif stick figures; .bvh BVH; .pkl SMPL poses in AIST++'s format.
+IN: a joints .npy (T,22,3) in metres, y-up (--fps), a 263-D features .npy (N,263) at data.fps, an
+AIST++ motion .pkl, or a MVHumanNet sequence folder."""
+
+
+def _add_generation_commands(sub) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--checkpoint", default=None, help="model checkpoint (default: train.model_path)")
+        p.add_argument("--params", default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
+        p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+    def with_input(p: argparse.ArgumentParser) -> None:
+        p.add_argument("input", type=Path, metavar="IN")
+        p.add_argument("output", type=Path, metavar="OUT")
+        p.add_argument("--fps", type=float, default=None, help="frame rate of a joints .npy (default: data.fps)")
+        p.add_argument("--canonical", action="store_true",
+                       help="keep the canonical frame and one frame fewer (do not put the output back)")
+
+    kw = dict(formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_GENERATION_EPILOG)
+    p = sub.add_parser("reconstruct", help="round-trip a motion through the VAE", **kw)
+    with_input(p)
+    p.add_argument("--domain", choices=("aist", "mvh"), default=None,
+                   help="capture domain of IN (default: from its kind; a .npy counts as aist)")
+    common(p)
+    p = sub.add_parser("transfer", help="re-render a motion in a dance genre (encode IN's domain, decode the target's)",
+                       **kw)
+    with_input(p)
+    p.add_argument("--genre", required=True, help="target genre: id 1..10, code (gKR) or name (Krump)")
+    p.add_argument("--domain", choices=("aist", "mvh"), default="aist", help="target domain (default: aist)")
+    p.add_argument("--source-domain", choices=("aist", "mvh"), default=None,
+                   help="capture domain of IN (default: from its kind; a .npy counts as aist)")
+    common(p)
+    p = sub.add_parser("sample", help="decode motions from latents drawn from the VAE prior", **kw)
+    p.add_argument("output", type=Path, metavar="OUT")
+    p.add_argument("--genre", required=True, help="genre: id 1..10, code (gKR) or name (Krump)")
+    p.add_argument("--domain", choices=("aist", "mvh"), default="aist", help="domain to decode as (default: aist)")
+    p.add_argument("--seconds", type=float, required=True, help="length of each motion")
+    p.add_argument("-n", type=int, default=1, help="number of motions (n > 1 writes OUT_000.ext, ...)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prior's latents (default: 0)")
+    common(p)
+
+
+def _run_generation(args: argparse.Namespace) -> int:
+    from flowmimic.generation import core, outputs
+    from flowmimic.generation.checkpoint import load_generation_model
+    from flowmimic.taxonomy import genre_name, parse_genre
+
+    params = load_params(args.params)
+    # Everything the user typed is checked before the model is loaded.
+    if getattr(args, "genre", None) is not None:
+        try:
+            parse_genre(args.genre)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    n = args.n if args.command == "sample" else 1
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1, got {n}")
+    for path in outputs.output_paths(args.output, n):
+        outputs.check_writable(path)
+    if args.command != "sample" and not args.input.exists():
+        raise DataError(args.input, "file not found", "missing")
+    model = load_generation_model(args.checkpoint or params.train.model_path, args.device)
+    if args.command == "reconstruct":
+        motions = [core.reconstruct(args.input, model, params, fps=args.fps, domain=args.domain,
+                                    canonical=args.canonical)]
+        title = f"reconstruction of {args.input.name}"
+    elif args.command == "transfer":
+        motions = [core.transfer(args.input, model, params, args.genre, args.domain, fps=args.fps,
+                                 source_domain=args.source_domain, canonical=args.canonical)]
+        title = f"{args.input.name} as {genre_name(motions[0].genre_id)}"
+    else:
+        motions = core.sample(model, params, args.genre, args.domain, seconds=args.seconds, n=args.n, seed=args.seed)
+        title = f"sample: {genre_name(motions[0].genre_id)}"
+    for path in outputs.write_motions(args.output, motions, params, title):
+        print(f"wrote {path}")
+    return 0
+
+
+GENERATION_COMMANDS = ("reconstruct", "transfer", "sample")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -105,6 +197,8 @@ def _run(args: argparse.Namespace) -> int:
             kwargs["params_path"] = args.params          # DDP workers re-read the same file
         fn(params, **kwargs)
         return 0
+    if args.command in GENERATION_COMMANDS:
+        return _run_generation(args)
     if args.command in ("features", "joints"):
         from flowmimic.features.convert import convert_file
 
@@ -140,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except FlowMimicError as e:
-        logging.getLogger("flowmimic").error("%s", e)
+        logging.getLogger("flowmimic").error("%s", " ".join(str(e).splitlines()))   # one line
         return 2
 
 

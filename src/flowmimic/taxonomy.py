@@ -25,3 +25,24 @@ def genre_id(code: str) -> int:
 
 def genre_name(gid: int) -> str:
     return GENRE_NAMES[gid - 1] if 1 <= gid <= N_GENRES else "unknown"
+
+
+def parse_genre(text: str | int) -> int:
+    """A genre given as code ('gBR', any case), name ('Break', any case) or id (1..10) -> its id.
+
+    Raises ValueError listing the valid genres for anything else (0 = unknown is not a genre).
+    """
+    key = str(text).strip().lower()
+    for gid, (code, name) in enumerate(zip(GENRES, GENRE_NAMES), start=1):
+        if key in (code.lower(), name.lower(), str(gid)):
+            return gid
+    valid = ", ".join(f"{gid} {code} {name!r}" for gid, (code, name) in enumerate(zip(GENRES, GENRE_NAMES), start=1))
+    raise ValueError(f"unknown genre {str(text)!r}; valid genres (id, code or name): {valid}")
+
+
+def parse_domain(text: str) -> int:
+    """'aist' / 'mvh' (any case) -> domain id; ValueError listing the valid domains otherwise."""
+    key = str(text).strip().lower()
+    if key not in DOMAINS:
+        raise ValueError(f"unknown domain {text!r}; valid domains: {', '.join(DOMAINS)}")
+    return DOMAINS.index(key)

@@ -262,6 +262,14 @@ def _uniform_skeleton(joints: Tensor) -> Tensor:
     return root[:, :, None] + torch.einsum("jk,btkd->btjd", _ANCESTORS.to(joints), new_bones)
 
 
+def _first_frame_face(pos: Tensor) -> Tensor:
+    """(B, T, 22, 3) re-targeted joints -> (B, 4) rotation turning frame 0's facing onto +Z (step 4)."""
+    r_hip, l_hip, sdr_r, sdr_l = FACE_JOINTS
+    first = pos[:, :1]
+    across = (first[:, :, r_hip] - first[:, :, l_hip]) + (first[:, :, sdr_r] - first[:, :, sdr_l])
+    return _heading_quat(across, smooth=False)[:, 0]
+
+
 def _features(joints: Tensor, feet_threshold: float, out_dtype: torch.dtype) -> Tensor:
     """The spec's steps 1-8 on validated (B, T, 22, 3) joints -> (B, T-1, 263) in `out_dtype`."""
     xz = joints.new_tensor((1.0, 0.0, 1.0))
@@ -270,11 +278,8 @@ def _features(joints: Tensor, feet_threshold: float, out_dtype: torch.dtype) -> 
     floor = pos[..., 1].amin(dim=(1, 2))                                             # (B,)
     origin = pos[:, 0, 0]
     pos = pos - torch.stack((origin[:, 0], floor, origin[:, 2]), dim=-1)[:, None, None]
-    r_hip, l_hip, sdr_r, sdr_l = FACE_JOINTS                                         # 4
-    first = pos[:, :1]
-    across = (first[:, :, r_hip] - first[:, :, l_hip]) + (first[:, :, sdr_r] - first[:, :, sdr_l])
-    face = _heading_quat(across, smooth=False)                                       # (B, 1, 4)
-    glob = _rotate_points(face[:, 0], pos.flatten(1, 2)).view_as(pos)               # (B, T, 22, 3)
+    face = _first_frame_face(pos)                                                    # 4: (B, 4)
+    glob = _rotate_points(face, pos.flatten(1, 2)).view_as(pos)                     # (B, T, 22, 3)
 
     b, n = glob.shape[0], glob.shape[1] - 1
     out = torch.empty(b, n, DIM, dtype=out_dtype, device=joints.device)
@@ -344,6 +349,22 @@ def joints_to_features_list(joints: Sequence[Tensor | np.ndarray], feet_threshol
     return out  # type: ignore[return-value]
 
 
+def canonical_heading(joints: Tensor | np.ndarray) -> Tensor:
+    """The rotation `joints_to_features` applies to put a sequence in its canonical frame.
+
+    Args:
+        joints: (..., T, 22, 3) joints as given to `joints_to_features`.
+    Returns:
+        (..., 4) quaternion about y turning the first frame's facing direction (measured on the
+        re-targeted skeleton, as the features do) onto +Z. Its inverse puts joints recovered from
+        the features back in the input's orientation.
+    """
+    j, _ = _as_joints(joints, None)
+    lead = j.shape[:-3]
+    first = j.reshape(-1, *j.shape[-3:])[:, :1]                                      # (B, 1, 22, 3)
+    return _first_frame_face(_uniform_skeleton(first)).reshape(*lead, 4)
+
+
 def features_to_joints(features: Tensor | np.ndarray) -> Tensor:
     """Joint positions from 263-D features (HumanML3D's `recover_from_ric`).
 
@@ -376,5 +397,5 @@ def features_to_joints(features: Tensor | np.ndarray) -> Tensor:
 # The exporters' IK (flowmimic.export.ik) turns bones with the same antiparallel-safe rule.
 between_unit_vectors = _between
 
-__all__ = ["FEET_THRESHOLD", "between_unit_vectors", "joints_to_features", "joints_to_features_list",
+__all__ = ["FEET_THRESHOLD", "between_unit_vectors", "canonical_heading", "joints_to_features", "joints_to_features_list",
            "features_to_joints"]

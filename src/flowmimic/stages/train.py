@@ -120,7 +120,8 @@ def _train(params: Params, info: DistInfo) -> None:
 
     live = _open_live(p, resumed_at=state.step if ckpt is not None else None) if info.is_main else None
     weights = LossWeights.from_train_params(p)
-    fields = dict(config=config.to_dict(), train_params=p.model_dump(mode="json"), fingerprints=fingerprints)
+    fields = dict(config=config.to_dict(), train_params=p.model_dump(mode="json"), fingerprints=fingerprints,
+                  normalizer=data.normalizer)
     start, first_step = time.perf_counter(), state.step
     bar = tqdm(range(state.epoch, p.epochs), desc="train", unit="epoch", initial=state.epoch, total=p.epochs,
                disable=not info.is_main)

@@ -14,6 +14,7 @@ A checkpoint is a dict of tensors and plain Python values only (so it loads with
     best_epoch         epoch of that value
     finished           True once the run has done all `train.epochs`
     train_params       the train section (dict), train_fingerprint, data_fingerprint
+    normalizer         {"mean": (263,) tensor, "std": (263,) tensor}: the stats the model was trained with
     best_model         (last.pt only) the best model's state dict, to restore model_path after a crash
 
 Nothing in it depends on the clock or file modification times, so two identical runs write
@@ -29,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from flowmimic.errors import DataError
+from flowmimic.features.normalize import Normalizer
 from flowmimic.io import BAD_PICKLE_ERRORS, atomic_path
 from flowmimic.model.vae import MotionVAE, VAEConfig
 
@@ -40,7 +42,7 @@ CHECKPOINT_VERSION = 1
 
 def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any,
                     state: "TrainState", config: dict, train_params: dict, fingerprints: tuple[str, str], *,
-                    finished: bool, model_state: dict[str, Tensor] | None = None,
+                    normalizer: Normalizer, finished: bool, model_state: dict[str, Tensor] | None = None,
                     with_best: bool = False) -> dict[str, Any]:
     """The checkpoint dict (layout above); `model_state` overrides the model's weights."""
     ckpt = {
@@ -51,6 +53,7 @@ def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, s
         "config": config, "epoch": state.epoch, "step": state.step,
         "best_value": state.best_value, "best_epoch": state.best_epoch, "finished": finished,
         "train_params": train_params, "train_fingerprint": fingerprints[0], "data_fingerprint": fingerprints[1],
+        "normalizer": {"mean": torch.from_numpy(normalizer.mean.copy()), "std": torch.from_numpy(normalizer.std.copy())},
     }
     if with_best:
         ckpt["best_model"] = state.best_model
@@ -73,6 +76,17 @@ def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> None:
         torch.save(ckpt, f)
 
 
+def _short_reason(e: Exception) -> str:
+    """A one-line cause: torch's weights-only refusal (whose advice is to load unsafely) reduced to its
+    actual reason, other multi-line messages (state-dict mismatches) to their first two lines."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    more = " ..." if len(lines) > 2 else ""
+    return f"{type(e).__name__}: {' '.join(lines[:2])}{more}"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; `DataError` naming the file if it is unusable."""
     path = Path(path)
@@ -81,7 +95,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except FileNotFoundError as e:
         raise DataError(path, "checkpoint not found (run `flowmimic train`)", "missing") from e
     except BAD_PICKLE_ERRORS as e:  # truncated, corrupted, refused globals; our own bugs propagate
-        raise DataError(path, f"unreadable checkpoint ({type(e).__name__}: {e})", "unreadable") from e
+        raise DataError(path, f"unreadable checkpoint ({_short_reason(e)})", "unreadable") from e
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise DataError(path, f"not a version-{CHECKPOINT_VERSION} FlowMimic checkpoint", "invalid")
     return ckpt
@@ -94,5 +108,17 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         model = MotionVAE(VAEConfig.from_dict(ckpt["config"]))
         model.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise DataError(path, f"checkpoint does not rebuild the model ({e})", "invalid") from e
+        raise DataError(path, f"checkpoint does not rebuild the model ({_short_reason(e)})", "invalid") from e
     return model.to(map_location).eval(), ckpt
+
+
+def checkpoint_normalizer(ckpt: dict[str, Any], path: str | Path) -> Normalizer:
+    """The normaliser embedded in a checkpoint dict; `DataError` naming `path` if absent or malformed."""
+    stats = ckpt.get("normalizer")
+    if stats is None:
+        raise DataError(path, "checkpoint carries no normaliser stats (written before they were embedded); "
+                        "retrain it with `flowmimic train`", "missing_key")
+    try:
+        return Normalizer(stats["mean"].cpu().numpy(), stats["std"].cpu().numpy())
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise DataError(path, f"checkpoint's normaliser stats are unusable ({e})", "invalid") from e

@@ -1,0 +1,169 @@
+"""reconstruct, transfer, sample: the library functions behind the user commands.
+
+The VAE's encoder sees the capture domain only; its decoder sees domain + genre. So:
+  reconstruct  encode with the input's domain, decode with the same domain and the input's genre;
+  transfer     encode with the input's (source) domain, decode with a target domain and genre;
+  sample       decode latents drawn from the VAE's prior N(0, I), one per frame.
+Encoding uses posterior means (deterministic). Every function works on sequences of any length
+through `flowmimic.generation.windows` and returns `GeneratedMotion`s; writing them is
+`flowmimic.generation.outputs`.
+
+Outputs come from 263-D features, so their joints are on HumanML3D's target skeleton, and have
+one frame fewer than their input, in a canonical frame; an output made from joints is put back
+where its input was (`flowmimic.generation.placement`) unless `canonical=True`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowmimic.errors import ConfigError, DataError
+from flowmimic.features import layout
+from flowmimic.features.humanml3d import features_to_joints
+from flowmimic.generation.checkpoint import GenerationModel, load_generation_model
+from flowmimic.generation.inputs import MotionInput, read_input
+from flowmimic.generation.placement import put_back
+from flowmimic.generation.windows import decode_sequence, encode_sequence, overlap_of
+from flowmimic.model.vae import to_features
+from flowmimic.params import Params
+from flowmimic.taxonomy import DOMAINS, parse_domain, parse_genre
+
+PRIOR_SOURCE = "prior"
+
+
+@dataclass(frozen=True)
+class GeneratedMotion:
+    """One generated motion and what it was made from (the `.npz` output holds all of it)."""
+
+    joints: np.ndarray          # (T, 22, 3) float32, metres, y-up; put back unless `canonical`
+    features: np.ndarray        # (N, 263) float32, canonical frame, contacts 0/1
+    fps: float
+    domain: str                 # the domain it was decoded as
+    genre_id: int               # the genre it was decoded with (0 = unknown)
+    source: str                 # the input file, or "prior" for samples
+    checkpoint_sha256: str
+    canonical: bool
+
+
+def _as_model(checkpoint: str | Path | GenerationModel, device: str | torch.device) -> GenerationModel:
+    return checkpoint if isinstance(checkpoint, GenerationModel) else load_generation_model(checkpoint, device)
+
+
+def _genre(genre: int | str) -> int:
+    try:
+        return parse_genre(genre)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _domain(domain: str) -> str:
+    try:
+        return DOMAINS[parse_domain(domain)]
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _ids(value: int, n: int, device: torch.device) -> Tensor:
+    return torch.full((n,), value, dtype=torch.long, device=device)
+
+
+def decode_latents(gm: GenerationModel, z: Tensor, domain: str, genre_id: int) -> Tensor:
+    """Latents (B, N, Z) -> raw 263-D features (B, N, 263) on the CPU, contacts thresholded to 0/1."""
+    b = z.shape[0]
+    out = decode_sequence(gm.model, z.to(gm.device), _ids(DOMAINS.index(domain), b, gm.device),
+                          _ids(genre_id, b, gm.device), gm.window, overlap_of(gm.window))
+    feats = gm.normalizer.denormalize(to_features(out.float())).cpu()                 # (B, N, 263)
+    feats[..., layout.CONTACTS] = (feats[..., layout.CONTACTS] > 0.5).to(feats.dtype)
+    if not bool(torch.isfinite(feats).all()):
+        raise DataError(gm.path, "the model produced NaN/Inf features (broken weights?)", "nan")
+    return feats
+
+
+def encode_input(gm: GenerationModel, motion: MotionInput) -> Tensor:
+    """An input's features -> its blended per-frame posterior means (1, N, Z) on the model's device."""
+    x = gm.normalizer.normalize(motion.features)[None].to(gm.device)                  # (1, N, 263)
+    return encode_sequence(gm.model, x, _ids(DOMAINS.index(motion.domain), 1, gm.device), gm.window,
+                           overlap_of(gm.window))
+
+
+def _finish(gm: GenerationModel, feats: Tensor, motion: MotionInput, domain: str, genre_id: int,
+            canonical: bool) -> GeneratedMotion:
+    joints = features_to_joints(feats)                                                # (N, 22, 3)
+    placed = motion.joints is not None and not canonical      # a features input has no frame to go back to
+    if placed:
+        joints = put_back(joints, motion.joints)
+    return GeneratedMotion(joints=joints.numpy().astype(np.float32), features=feats.numpy().astype(np.float32),
+                           fps=motion.fps, domain=domain, genre_id=genre_id, source=motion.source,
+                           checkpoint_sha256=gm.sha256, canonical=not placed)
+
+
+def _load_input(input: str | Path | MotionInput, params: Params, fps: float | None,
+                source_domain: str | None) -> MotionInput:
+    if isinstance(input, MotionInput):
+        return input
+    return read_input(input, params, fps=fps, domain=source_domain)
+
+
+def reconstruct(input: str | Path | MotionInput, checkpoint: str | Path | GenerationModel, params: Params, *,
+                fps: float | None = None, domain: str | None = None, canonical: bool = False,
+                device: str | torch.device = "cpu") -> GeneratedMotion:
+    """Round-trip IN through the VAE (encode and decode with its own domain and genre).
+
+    Args:
+        input: a path of any kind `read_input` takes, or a `MotionInput`.
+        checkpoint: a checkpoint path (default in the CLI: train.model_path) or a loaded `GenerationModel`.
+        fps: frame rate of a joints `.npy` (default data.fps).
+        domain: override of the domain inferred from the input's kind.
+        canonical: keep the features' canonical frame (and one frame fewer) instead of putting it back.
+    """
+    gm = _as_model(checkpoint, device)
+    motion = _load_input(input, params, fps, domain)
+    feats = decode_latents(gm, encode_input(gm, motion), motion.domain, motion.genre_id)[0]
+    return _finish(gm, feats, motion, motion.domain, motion.genre_id, canonical)
+
+
+def transfer(input: str | Path | MotionInput, checkpoint: str | Path | GenerationModel, params: Params,
+             genre: int | str, domain: str = "aist", *, source_domain: str | None = None, fps: float | None = None,
+             canonical: bool = False, device: str | torch.device = "cpu") -> GeneratedMotion:
+    """Re-render IN in another genre: encode with its own (source) domain, decode with `domain` + `genre`.
+
+    Args:
+        genre: target genre as id 1..10, code ('gKR') or name ('Krump'), any case.
+        domain: target domain, "aist" by default (the genres are AIST++'s: the model only saw
+            genre labels together with the AIST++ domain).
+        source_domain: override of the domain inferred from the input's kind.
+        Others as in `reconstruct`.
+    """
+    gid, target = _genre(genre), _domain(domain)
+    gm = _as_model(checkpoint, device)
+    motion = _load_input(input, params, fps, source_domain)
+    feats = decode_latents(gm, encode_input(gm, motion), target, gid)[0]
+    return _finish(gm, feats, motion, target, gid, canonical)
+
+
+def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int | str, domain: str = "aist", *,
+           seconds: float, n: int = 1, seed: int = 0, device: str | torch.device = "cpu") -> list[GeneratedMotion]:
+    """`n` motions of `seconds` at data.fps decoded from latents drawn from the prior N(0, I).
+
+    The latents are drawn on the CPU from a generator seeded with `seed`, so a seed gives the same
+    motions on any device. Samples have no input, so they stay in the canonical frame.
+    """
+    gid, target = _genre(genre), _domain(domain)
+    fps = float(params.data.fps)
+    frames = int(round(seconds * fps))
+    if not (seconds > 0 and frames >= 2):
+        raise ConfigError(f"--seconds must give at least 2 frames at {fps:g} fps, got {seconds}")
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1, got {n}")
+    gm = _as_model(checkpoint, device)
+    g = torch.Generator().manual_seed(int(seed))
+    z = torch.randn((n, frames, gm.model.config.d_z), generator=g)                   # (n, N, Z)
+    feats = decode_latents(gm, z, target, gid)                                        # (n, N, 263)
+    return [GeneratedMotion(joints=features_to_joints(f).numpy().astype(np.float32),
+                            features=f.numpy().astype(np.float32), fps=fps, domain=target, genre_id=gid,
+                            source=PRIOR_SOURCE, checkpoint_sha256=gm.sha256, canonical=True) for f in feats]
