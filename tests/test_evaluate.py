@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from flowmimic.demo.clips import dance_clips
 from flowmimic.evaluation import Accumulator, accel_mask, joint_errors
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import joints_to_features
 from flowmimic.stages import cache, evaluate, split, stats, train, validate
 
 from fake_cache import TINY_TRAIN
-from raw_fixtures import canonical_joints, make_tiny_tree, walking_pose
+from raw_fixtures import make_tiny_tree
 
 
 def _features(n=41):
-    poses, pelvis = walking_pose(n, 20.0)
-    return joints_to_features(canonical_joints(poses, pelvis)[:, :22]).double()[None]     # (1, n-1, 263)
+    joints = dance_clips(1, n, fps=20.0).joints[0, :, :22].double()
+    return joints_to_features(joints)[None]                                              # (1, n-1, 263)
 
 
 def test_joint_errors_of_a_uniform_shift():
