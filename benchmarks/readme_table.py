@@ -35,7 +35,10 @@ def linker(rel: str) -> Callable[..., str]:
     def fig(key: str, fmt: str = ",", unit: str = "") -> str:
         if doc is None:
             return f"(run the benchmark: no {rel})"
-        return f"[{format(_get(doc, key), fmt)}{unit}]({rel}#{key})"
+        link = f"[{format(_get(doc, key), fmt)}{unit}]({rel}#{key})"
+        if key.startswith("targets."):                     # a target: say whether this run met it
+            link += ": met" if _get(doc, key.rsplit(".", 1)[0])["met"] else ": **missed**"
+        return link
     return fig
 
 
@@ -58,9 +61,9 @@ def main() -> None:
          f"{ca('figures.x1_w2_seqs_per_s', '.1f', ' seqs/s')}, {ca('figures.x1_w2_feature_frames_per_s', ',', ' frames/s')} "
          f"({ca('figures.x1_w2_speedup', '.2f', '×')}); peak RSS {ca('figures.x1_w2_rss_main_mb', ',', ' MB')} main + "
          f"{ca('figures.x1_w2_rss_workers_mb', ',', ' MB')} per worker", "–", "`cache.json`"),
-        ("cache memory at 4× the demo (`--scale 4`), 1 / 2 workers",
+        ("cache memory with the demo scaled ×4 (`--scale 4`), 1 / 2 workers",
          f"peak RSS {ca('figures.x4_w1_rss_main_mb', ',', ' MB')} / {ca('figures.x4_w2_rss_main_mb', ',', ' MB')} + "
-         f"{ca('figures.x4_w2_rss_workers_mb', ',', ' MB')}; growth over x1 {ca('figures.rss_growth_mb', ',', ' MB')}",
+         f"{ca('figures.x4_w2_rss_workers_mb', ',', ' MB')}; growth over the unscaled demo {ca('figures.rss_growth_mb', ',', ' MB')}",
          f"growth ≤ {ca('targets.rss_growth_mb.max', '.0f', ' MB')}", "`cache.json`"),
         ("training, demo model (batch 32 × 60 frames)",
          f"{tr('figures.demo_steps_per_s', 'g', ' steps/s')} = {tr('figures.demo_windows_per_s', '.1f', ' windows/s')}; "
@@ -79,7 +82,7 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print()
-    print("| result file | torch threads | load average (1 / 5 / 15 min) before | after |")
+    print("| result file | torch threads | load average (1, 5, 15-minute) before | after |")
     print("|---|---|---|---|")
     for name, f in (("features", fe), ("fk", fk), ("cache", ca), ("train", tr), ("pipeline", pi)):
         doc = _load(f"{RESULTS}/{name}.json")

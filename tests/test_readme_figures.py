@@ -153,6 +153,18 @@ def test_no_figure_outside_a_link():
     assert not unlinked, f"numbers in the performance table that are not links: {unlinked}"
 
 
+def test_targets_say_whether_they_were_met():
+    """A target cell says "met" or "missed", as its result file records for the linked target."""
+    perf = section(README.read_text(encoding="utf-8"), "Performance")
+    targets = [c for c in table_cells(perf, "target") if LINK.search(c)]
+    assert targets
+    for cell in targets:
+        _, file, key = LINK.search(cell).groups()
+        met = lookup(json.loads((REPO / file).read_text(encoding="utf-8")), key.rsplit(".", 1)[0] + ".met")
+        said = re.search(r"\b(met|missed)\b", LINK.sub("", cell))
+        assert said and (said.group(1) == "met") == met, (cell, met)
+
+
 def test_result_files_say_where_and_how_they_were_measured():
     results = sorted((REPO / "benchmarks" / "results").glob("*.json"))
     assert results
