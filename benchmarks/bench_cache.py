@@ -21,9 +21,12 @@ one line per configuration, e.g.
 
 Each configuration runs `--repeats` times (default 2) and shows its best time; the machine is
 shared, and with 1 worker the stage keeps torch's default intra-op threads, which on a busy 2-core
-machine occasionally runs ~3x slower (`--threads 1` pins them).
+machine occasionally runs ~3x slower (`--threads 1` pins them). Writes `benchmarks/results/cache.json`
+(every run, min/median, load; figures per configuration `x<scale>_w<workers>_...`, and
+`rss_growth_mb`, the largest growth of a peak RSS from the smallest to the largest scale, with its
+target: at most 20 MB, i.e. memory does not grow with the dataset).
 
-Run: python benchmarks/bench_cache.py [--workers 1 2] [--scale 1] [--repeats 2] [--threads 0] [--params params.yaml]
+Run: python benchmarks/bench_cache.py [--workers 1 2] [--scale 1 4] [--repeats 2] [--threads 0] [--params params.yaml]
      python benchmarks/bench_cache.py --scale 1 4        # memory stays flat as the demo grows 4x
 """
 
@@ -41,7 +44,11 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402  (imports neither torch nor flowmimic)
+
 REPO = Path(__file__).resolve().parents[1]
+RSS_GROWTH_MAX_MB = 20.0
 
 
 def redirected_params(params_file: Path, root: Path, scale: int) -> dict:
@@ -135,11 +142,12 @@ def run_config(raw: dict, root: Path, workers: int, repeats: int, threads: int) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--scale", type=int, nargs="+", default=[1], help="demo size multiplier(s)")
+    ap.add_argument("--scale", type=int, nargs="+", default=[1, 4], help="demo size multiplier(s)")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration; the best time is shown")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads of the stage's main process (0: torch's default, as `flowmimic cache`)")
+    ap.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/cache.json)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--prepare", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -150,6 +158,10 @@ def main() -> None:
     fps = yaml.safe_load(args.params.read_text(encoding="utf-8"))["data"]["fps"]
     print(f"params: {args.params} (paths redirected to a temp folder); launcher peak RSS "
           f"{_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)}, inherited by each run's 'main'")
+    load_before = _results.load_average()
+    repeats: dict[str, list[float]] = {}
+    figures: dict[str, float | int] = {}
+    threads = set()
     for scale in args.scale:
         with tempfile.TemporaryDirectory(prefix="flowmimic-bench-cache-") as tmp:
             root = Path(tmp)
@@ -158,6 +170,7 @@ def main() -> None:
             base = None
             for workers in args.workers:
                 r = run_config(raw, root, workers, args.repeats, args.threads)
+                threads.add(r["torch_threads"])
                 base = base or r["seconds"]
                 s = r["seconds"]
                 runs = "/".join(f"{t:.1f}" for t in r["times"])
@@ -167,9 +180,30 @@ def main() -> None:
                       f"= {r['joint_frames'] / fps / s:.0f}x real time at {fps} fps) | runs {runs} s | "
                       f"speed-up {base / s:.2f}x | peak RSS main {_mb(r['rss_self_kb'])} "
                       f"(after imports {_mb(r['rss_imports_kb'])}), workers {_mb(r['rss_children_kb'])}")
+                key = f"x{scale}_w{workers}"
+                repeats[f"{key}_seconds"] = r["times"]
+                figures.update({
+                    f"{key}_sequences": r["sequences"], f"{key}_ok": r["ok"], f"{key}_feature_frames": r["feature_frames"],
+                    f"{key}_seconds": round(s, 2), f"{key}_seqs_per_s": round(r["sequences"] / s, 1),
+                    f"{key}_feature_frames_per_s": round(r["feature_frames"] / s), f"{key}_speedup": round(base / s, 2),
+                    f"{key}_rss_main_mb": round(r["rss_self_kb"] / 1024),
+                    f"{key}_rss_workers_mb": round(r["rss_children_kb"] / 1024) if r["rss_children_kb"] else None,
+                })
             print(f"demo x{scale}: {r['feature_frames']:,} feature frames = {r['joint_frames'] / fps / 60:.1f} min "
                   f"of motion; demo generation took {demo_s:.1f} s (not timed above)")
-
+            figures[f"x{scale}_motion_minutes"] = round(r["joint_frames"] / fps / 60, 1)
+    targets = {}
+    if len(args.scale) > 1:
+        lo, hi = min(args.scale), max(args.scale)
+        growth = max(figures[f"x{hi}_w{w}_{k}"] - figures[f"x{lo}_w{w}_{k}"] for w in args.workers
+                     for k in ("rss_main_mb", "rss_workers_mb") if figures[f"x{lo}_w{w}_{k}"] is not None)
+        figures["rss_growth_mb"] = growth
+        targets["rss_growth_mb"] = _results.target(growth, max=RSS_GROWTH_MAX_MB)
+        print(f"peak RSS growth x{lo} -> x{hi}: {growth} MB (target <= {RSS_GROWTH_MAX_MB:.0f} MB: "
+              f"{'met' if targets['rss_growth_mb']['met'] else 'MISSED'})")
+    _results.save("cache", config=vars(args) | {"out": None, "child": None, "prepare": None, "fps": fps},
+                  threads=max(threads), load_before=load_before, repeats=repeats, figures=figures, targets=targets,
+                  out=args.out)
 
 if __name__ == "__main__":
     main()

@@ -3,10 +3,14 @@
 FlowMimic needs only SMPL's joints, so `smpl_forward_kinematics` skips the 6890-vertex linear
 blend skinning that `smplx.SMPL.forward` performs. This script times both on the same poses
 (default 200 sequences x 200 frames = 40,000 frames; smplx in chunks), checks they give the
-same joints, and prints one line per figure. Target: FK >= 50x faster.
+same joints, prints one line per figure and writes `benchmarks/results/fk.json` (every repeat,
+min/median, load). Target: FK >= 50x faster.
 
-The SMPL model is the tests' procedural model file (tests/smpl_fixture.py), written to a temp
-folder, so the benchmark runs without the licensed SMPL files.
+The SMPL model is a procedural SMPL-format model, not the licensed one: the tests' model file
+(tests/smpl_fixture.py, SMPL's layout and sizes: 6890 vertices, 24 joints, 10 betas, 207 pose
+blend shapes, random values), written to a temp folder. The timings depend only on the sizes, not
+on the values. The poses and translations are demo dances (`flowmimic.demo.clips.dance_clips`),
+the betas random.
 
     python benchmarks/bench_fk.py [--sequences 200 --frames 200 --chunk 2000 --device cpu]
 """
@@ -23,18 +27,23 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402
 from smpl_fixture import write_procedural_smpl  # noqa: E402
 
 from flowmimic.body.kinematics import smpl_forward_kinematics  # noqa: E402
 from flowmimic.body.smpl_model import SmplModel  # noqa: E402
+from flowmimic.demo.clips import dance_clips  # noqa: E402
+
+TARGET_SPEEDUP = 50.0
 
 
 def _timed(fn: Callable[[], torch.Tensor], warmup: Callable[[], object], device: torch.device,
-           repeats: int) -> tuple[float, torch.Tensor]:
-    """Best wall time of `repeats` runs of `fn` (after running `warmup`) and the last result."""
+           repeats: int) -> tuple[list[float], torch.Tensor]:
+    """Wall times of `repeats` runs of `fn` (after running `warmup`) and the last result."""
     warmup()
     out = torch.empty(0)
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -42,8 +51,8 @@ def _timed(fn: Callable[[], torch.Tensor], warmup: Callable[[], object], device:
         out = fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        times.append(time.perf_counter() - t0)
+    return times, out
 
 
 def main() -> None:
@@ -56,6 +65,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="FK timing: best of this many runs")
     ap.add_argument("--smplx-repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/fk.json)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,8 +78,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     s, t = args.sequences, args.frames
     n = s * t
-    poses = (torch.randn(s, t, 72, generator=g) * 0.5).to(device, dtype)
-    transl = torch.randn(s, t, 3, generator=g).to(device, dtype)
+    motion = dance_clips(s, t, fps=20.0, seed=0)
+    poses = motion.poses.reshape(s, t, 72).to(device, dtype)
+    transl = motion.transl.to(device, dtype)
     betas = torch.randn(s, model.num_betas, generator=g).to(device, dtype)
 
     def fk() -> torch.Tensor:
@@ -88,20 +99,32 @@ def main() -> None:
             out.append(res.joints[:, :24])
         return torch.cat(out).reshape(-1, t, 24, 3)
 
+    load_before = _results.load_average()
     with torch.no_grad():
-        t_fk, j_fk = _timed(fk, fk, device, args.repeats)
+        fk_times, j_fk = _timed(fk, fk, device, args.repeats)
         # smplx warms up on one chunk: a full extra pass would double the (long) run
-        t_sx, j_sx = _timed(full_mesh, lambda: full_mesh(min(args.chunk, n)), device, args.smplx_repeats)
+        sx_times, j_sx = _timed(full_mesh, lambda: full_mesh(min(args.chunk, n)), device, args.smplx_repeats)
+    t_fk, t_sx = min(fk_times), min(sx_times)
+    speedup = t_sx / t_fk
+    diff = (j_fk - j_sx).abs().max().item()
+    target = _results.target(speedup, min=TARGET_SPEEDUP)
 
     print(f"device: {device} ({torch.get_num_threads()} threads), dtype {args.dtype}, "
           f"{s} sequences x {t} frames = {n} frames, smplx chunk {args.chunk}")
-    print(f"fk_time_s: {t_fk:.4f}")
-    print(f"smplx_time_s: {t_sx:.3f}")
+    print(f"fk_time_s: {t_fk:.4f} (best of {len(fk_times)})")
+    print(f"smplx_time_s: {t_sx:.3f} (best of {len(sx_times)})")
     print(f"fk_frames_per_s: {n / t_fk:,.0f}")
     print(f"smplx_frames_per_s: {n / t_sx:,.0f}")
-    print(f"speedup_fk_over_smplx: {t_sx / t_fk:.1f}x (target >= 50x)")
-    print(f"max_abs_joint_diff_m: {(j_fk - j_sx).abs().max().item():.2e}")
-
+    print(f"speedup_fk_over_smplx: {speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f}x: {'met' if target['met'] else 'MISSED'})")
+    print(f"max_abs_joint_diff_m: {diff:.2e}")
+    _results.save(
+        "fk", config=vars(args) | {"out": None, "frames_total": n, "smpl_model": "procedural SMPL-format (tests/smpl_fixture.py)"},
+        threads=torch.get_num_threads(), load_before=load_before,
+        repeats={"fk_seconds": fk_times, "smplx_seconds": sx_times},
+        figures={"frames": n, "fk_frames_per_s": round(n / t_fk), "smplx_frames_per_s": round(n / t_sx),
+                 "speedup": round(speedup, 1), "max_abs_joint_diff_m": float(f"{diff:.2e}")},
+        targets={"speedup": target}, gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        out=args.out)
 
 if __name__ == "__main__":
     main()

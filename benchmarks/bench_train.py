@@ -23,7 +23,8 @@ whether it is the file recorded in dvc.lock. Prints one line per figure, e.g.
     demo_steps_per_s: 6.21 (20 steps in 3.2 s, AdamW step included)
     demo_samples_per_s: 198.9 windows/s (11,933 frames/s)
 
-Timing stops after `--max-seconds` (default 30) per model even if fewer than `--steps` were done;
+Writes `benchmarks/results/train.json` (the step rate of every timed chunk, min/median, load; figures
+`<model>_...`). Timing stops after `--max-seconds` (default 30) per model even if fewer than `--steps` were done;
 the line says how many steps were timed. On CPU torch's default thread count is what `flowmimic
 train` uses; `--threads 1` shows whether intra-op threads help on a busy machine.
 
@@ -37,12 +38,16 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 from flowmimic.cache.catalog import DOMAINS
 from flowmimic.features import layout
@@ -90,9 +95,9 @@ def count_flops(model: MotionVAE, batch: dict[str, torch.Tensor], weights: LossW
 
 
 def bench(name: str, cfg: VAEConfig, batch_size: int, seq_len: int, steps: int, weights: LossWeights,
-          train, device: torch.device, max_seconds: float, chunk: int, note: str = "") -> None:
+          train, device: torch.device, max_seconds: float, chunk: int, note: str = "") -> dict:
     """Time up to `steps` optimiser steps of the trainer's loop (in chunks of `chunk` steps, stopping
-    early once `max_seconds` are spent) and print the figures."""
+    early once `max_seconds` are spent), print the figures and return them with every chunk's steps/s."""
     torch.manual_seed(0)
     model = MotionVAE(cfg).to(device).train()
     optimizer = build_optimizer(model, train.lr, train.weight_decay)
@@ -111,11 +116,13 @@ def bench(name: str, cfg: VAEConfig, batch_size: int, seq_len: int, steps: int, 
         return time.perf_counter() - t0
 
     run(1 if device.type == "cpu" else 5)                                               # warm-up
-    done, seconds = 0, 0.0
+    done, seconds, rates = 0, 0.0, []
     while done < steps and (seconds < max_seconds or done == 0):     # bounded wall time on a slow machine
         n = min(chunk, steps - done)
-        seconds += run(n)
+        dt = run(n)
+        seconds += dt
         done += n
+        rates.append(n / dt)
     sps = done / seconds
     dtype = "bf16 autocast" if device.type == "cuda" else "float32"
     threads = f", {torch.get_num_threads()} thread(s)" if device.type == "cpu" else ""
@@ -126,6 +133,11 @@ def bench(name: str, cfg: VAEConfig, batch_size: int, seq_len: int, steps: int, 
     print(f"{name}_samples_per_s: {sps * batch_size:,.1f} windows/s ({sps * batch_size * seq_len:,.0f} frames/s)")
     print(f"{name}_gflop_per_step: {flops / 1e9:,.2f} (forward + backward; {how})")
     print(f"{name}_achieved_gflop_per_s: {flops * sps / 1e9:,.1f}")
+    return {"rates": rates, "figures": {
+        f"{name}_params": model.num_params(), f"{name}_batch": batch_size, f"{name}_seq_len": seq_len,
+        f"{name}_steps_timed": done, f"{name}_steps_per_s": float(f"{sps:.3g}"),
+        f"{name}_windows_per_s": round(sps * batch_size, 1), f"{name}_gflop_per_step": round(flops / 1e9, 2),
+        f"{name}_gflop_per_s": round(flops * sps / 1e9, 1)}, "flops_note": how}
 
 
 def _md5(path: Path) -> str:
@@ -172,6 +184,7 @@ def main() -> None:
                     help="stop timing a model after this many seconds (at a chunk boundary)")
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
+    ap.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/train.json)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,14 +194,24 @@ def main() -> None:
     weights = LossWeights.from_train_params(p)
 
     demo_cfg = VAEConfig.from_train_params(p)
-    bench("demo", demo_cfg, p.batch_size, p.seq_len, args.steps, weights, p, device, args.max_seconds, chunk=5)
+    load_before = _results.load_average()
+    results = {"demo": bench("demo", demo_cfg, p.batch_size, p.seq_len, args.steps, weights, p, device,
+                             args.max_seconds, chunk=5)}
     if not args.skip_full:
         cuda = device.type == "cuda"
         batch = args.full_batch or (FULL_BATCH if cuda else 8)
         steps = args.full_steps or (20 if cuda else 3)
         note = "" if batch == FULL_BATCH else f" (the seed trains with batch {FULL_BATCH}; smaller to fit the time)"
-        bench("full", dataclasses.replace(demo_cfg, **FULL), batch, FULL_SEQ_LEN, steps, weights, p, device,
-              args.max_seconds, chunk=1 if device.type == "cpu" else 5, note=note)
+        results["full"] = bench("full", dataclasses.replace(demo_cfg, **FULL), batch, FULL_SEQ_LEN, steps, weights,
+                                p, device, args.max_seconds, chunk=1 if device.type == "cpu" else 5, note=note)
+    _results.save(
+        "train" if device.type == "cpu" else f"train_{device.type}",
+        config=vars(args) | {"out": None, "dtype": "bf16 autocast" if device.type == "cuda" else "float32",
+                             "flops": {k: r["flops_note"] for k, r in results.items()}},
+        threads=torch.get_num_threads(), load_before=load_before,
+        repeats={f"{k}_steps_per_s_per_chunk": r["rates"] for k, r in results.items()},
+        figures={k: v for r in results.values() for k, v in r["figures"].items()},
+        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, out=args.out)
     eval_path = Path(params.evaluate.metrics)
     report_mpjpe(eval_path if eval_path.is_absolute() else REPO / eval_path)
 

@@ -2,7 +2,9 @@
 
 `make_fake_cache(root)` writes, under `root`, exactly what the pipeline's stages would:
 
-    cache/index.json, cache/{aist,mvh}/<id>.npy   (frames, 263) float32, smooth signals + 0/1 contacts
+    cache/index.json, cache/{aist,mvh}/<id>.npy   (frames, 263) float32 features of demo motions
+                                                   (`flowmimic.demo.clips`: AIST++ dances of the row's
+                                                   genre, MVHumanNet studio actions)
     splits/{aist,mvh}_{train,val,test}.txt
     validate/bad_{aist,mvh}.txt                    one bad training sequence per domain (id<TAB>reason)
     stats/mean_std_263_train.npz                   mean/std of the usable train frames (contacts 0/1)
@@ -22,8 +24,14 @@ from typing import Any
 import numpy as np
 import yaml
 
+from flowmimic.body.skeleton import N_JOINTS
+from flowmimic.cache.catalog import SPLITS
+from flowmimic.demo.clips import dance_clips, studio_clips
 from flowmimic.features import layout
+from flowmimic.features.humanml3d import joints_to_features
 from flowmimic.params import Params, params_from_dict, read_yaml
+from flowmimic.stages.stats import finalize_std
+from flowmimic.taxonomy import GENRES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,13 +43,13 @@ TINY_TRAIN: dict[str, Any] = dict(
 )
 
 
-def _sequence(rng: np.random.Generator, frames: int, domain_id: int, genre_id: int) -> np.ndarray:
-    t = np.arange(frames, dtype=np.float64)[:, None]
-    freq = rng.uniform(0.1, 0.6, size=(1, layout.CONTACTS.start)) * (1 + 0.3 * genre_id / 10)
-    phase = rng.uniform(0, 2 * np.pi, size=(1, layout.CONTACTS.start))
-    cont = np.sin(freq * t + phase) * (1.0 + 0.5 * domain_id) + 0.05 * rng.standard_normal((frames, 259))
-    contacts = (np.sin(0.7 * t + rng.uniform(0, 6, size=(1, 4))) > 0).astype(np.float64)
-    return np.concatenate([cont, contacts], axis=1).astype(np.float32)
+def _sequence(frames: int, domain: str, genre_id: int, seed: int, feet_threshold: float) -> np.ndarray:
+    """(frames, 263) float32 features of a demo motion of `frames` + 1 joint frames at 20 fps."""
+    if domain == "aist":
+        motion = dance_clips(1, frames + 1, fps=20.0, seed=seed, genres=[GENRES[genre_id - 1]])
+    else:
+        motion = studio_clips(1, frames + 1, fps=20.0, seed=seed)
+    return joints_to_features(motion.joints[0, :, :N_JOINTS], feet_threshold).numpy()
 
 
 def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_test: int = 3, frames: tuple[int, int] = (9, 30),
@@ -55,6 +63,7 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_tes
         train: overrides of `TINY_TRAIN` (itself an override of params.yaml's train section).
     """
     root = Path(root).resolve()
+    raw = read_yaml(REPO / "params.yaml")
     rng = np.random.default_rng(seed)
     cache, splits, validate = root / "cache", root / "splits", root / "validate"
     rows: list[dict[str, Any]] = []
@@ -67,7 +76,8 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_tes
                 seq_id = f"{domain}_{split}_{i:02d}"
                 genre = (i % 10) + 1 if domain == "aist" else 0
                 n_frames = 5 if i == 1 else int(rng.integers(*frames))
-                arr = _sequence(rng, n_frames, domain_id, genre)
+                clip_seed = seed * 10_000 + domain_id * 1_000 + SPLITS.index(split) * 100 + i
+                arr = _sequence(n_frames, domain, genre, clip_seed, raw["features"]["feet_threshold"])
                 rel = f"{domain}/{seq_id}.npy"
                 (cache / domain).mkdir(parents=True, exist_ok=True)
                 np.save(cache / rel, arr)
@@ -92,12 +102,13 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_tes
 
     allf = np.concatenate(train_arrays)
     mean, std = allf.mean(0), allf.std(0)
+    # Joints the demo never bends (e.g. the toes) have ~0 std: floor it as the stats stage does.
+    std = finalize_std(std, group_std=False, min_std=raw["stats"]["min_std"])
     mean[layout.CONTACTS], std[layout.CONTACTS] = 0.0, 1.0
     (root / "stats").mkdir(parents=True, exist_ok=True)
     stats_path = root / "stats" / "mean_std_263_train.npz"
     np.savez(stats_path, mean=mean.astype(np.float32), std=std.astype(np.float32))
 
-    raw = read_yaml(REPO / "params.yaml")
     raw["data"].update(aist_root=str(root / "raw/aist"), mvh_root=str(root / "raw/mvh"))
     raw["demo"]["root"] = str(root / "demo")
     raw["split"]["dir"] = str(splits)

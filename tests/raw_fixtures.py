@@ -1,53 +1,29 @@
-"""Small native-format AIST++ / MVHumanNet files for reader tests (written by the tests themselves)."""
+"""Small native-format AIST++ / MVHumanNet files for reader tests (written by the tests themselves).
+
+The motions are the demo synthesiser's (`flowmimic.demo.clips`), written through the demo's own
+canonical -> native conversion (`demo.dataset.aist_arrays` / `mvh_frames`): one motion synthesiser.
+"""
 
 from __future__ import annotations
 
-import math
 import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from flowmimic.body.kinematics import smpl_forward_kinematics
-from flowmimic.body.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from flowmimic.body.skeleton import default_rest_joints
+from flowmimic.demo.clips import dance_clips, studio_clips
+from flowmimic.demo.dataset import MVH_RELEASE_STRIDE, aist_arrays, mvh_frames
 from flowmimic.params import load_params, read_yaml
+from flowmimic.sources.aist import parse_name
 from flowmimic.sources.common import canonical_rotation
 
 REPO = Path(__file__).resolve().parents[1]
+AIST_SCALING = 94.0
 
 
 def repo_params():
     return load_params(REPO / "params.yaml")
-
-
-def walking_pose(n: int, fps: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Canonical (y-up, facing +z) SMPL axis-angle poses (n, 24, 3) and pelvis positions (n, 3)."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(n, dtype=torch.float64) / fps
-    poses = torch.zeros(n, 24, 3, dtype=torch.float64)
-    swing = 0.4 * torch.sin(2 * math.pi * 1.0 * t)
-    poses[:, 1, 0], poses[:, 2, 0] = swing, -swing                      # hips flex/extend
-    poses[:, 4, 0], poses[:, 5, 0] = 0.3 * (1 + torch.sin(2 * math.pi * t)), 0.3 * (1 - torch.sin(2 * math.pi * t))
-    poses[:, 16, 2], poses[:, 17, 2] = -1.2, 1.2                        # arms down
-    poses[:, 0, 1] = 0.3 * torch.sin(0.5 * t) + 0.1 * torch.rand(1, generator=g, dtype=torch.float64)
-    pelvis = torch.stack((0.2 * torch.sin(0.3 * t), 0.93 + 0.02 * torch.sin(4 * math.pi * t), 0.8 * t), dim=-1)
-    return poses, pelvis
-
-
-def canonical_joints(poses: torch.Tensor, pelvis: torch.Tensor) -> torch.Tensor:
-    rest = default_rest_joints(torch.float64)
-    return smpl_forward_kinematics(poses, rest, pelvis - rest[0])
-
-
-def to_native(poses: torch.Tensor, pelvis: torch.Tensor, rotation: torch.Tensor):
-    """Canonical poses/pelvis -> the native frame whose canonical rotation is `rotation`."""
-    r_t = rotation.T.to(poses.dtype)
-    root = r_t @ axis_angle_to_matrix(poses[:, 0])
-    native = poses.clone()
-    native[:, 0] = matrix_to_axis_angle(root)
-    return native, pelvis @ rotation.to(pelvis.dtype)           # row vectors: x_native = R^T x
 
 
 def write_aist_motion(path: Path, poses: np.ndarray, trans: np.ndarray, scaling: float = 94.0, **extra) -> Path:
@@ -62,17 +38,17 @@ def write_aist_motion(path: Path, poses: np.ndarray, trans: np.ndarray, scaling:
 
 
 def make_aist_sequence(root: Path, name: str, seconds: float = 3.0, seed: int = 0, params=None) -> torch.Tensor:
-    """Write motions/<name>.pkl in AIST++'s native frame; returns the canonical joints at 60 fps."""
+    """Write motions/<name>.pkl: a demo dance of the name's genre in AIST++'s native frame.
+
+    Returns its canonical joints (T, 24, 3) float64 at 60 fps (data.aist.fps).
+    """
     params = params or repo_params()
     fps = params.data.aist.fps
-    poses, pelvis = walking_pose(int(seconds * fps), fps, seed)
+    motion = dance_clips(1, int(seconds * fps), fps=fps, seed=seed, genres=[parse_name(name).genre])
     rot = canonical_rotation(params.data.zup_to_yup, params.data.aist.axis_remap)
-    n_poses, n_pelvis = to_native(poses, pelvis, rot)
-    rest = default_rest_joints(torch.float64)
-    scaling = 94.0
-    write_aist_motion(root / "motions" / f"{name}.pkl", n_poses.numpy(), ((n_pelvis - rest[0]) * scaling).numpy(),
-                      scaling)
-    return canonical_joints(poses, pelvis)
+    arr = aist_arrays(motion, rot, [AIST_SCALING], [1.5])[0]
+    write_aist_motion(root / "motions" / f"{name}.pkl", arr["smpl_poses"], arr["smpl_trans"], AIST_SCALING)
+    return motion.joints[0].double()
 
 
 def write_mvh_frame(path: Path, joints45: torch.Tensor, **extra) -> None:
@@ -86,22 +62,21 @@ def write_mvh_frame(path: Path, joints45: torch.Tensor, **extra) -> None:
 
 def make_mvh_sequence(root: Path, seq_id: str, seconds: float = 4.0, seed: int = 0, skip: tuple[int, ...] = (),
                       params=None) -> torch.Tensor:
-    """Write <root>/<seq_id>/smpl_param/NNNN.pkl (every 5th frame of 25 fps video, native axes).
+    """Write <root>/<seq_id>/smpl_param/NNNN.pkl: a demo studio motion, every 5th frame of 25 fps video,
+    native axes, 45 joints; the released frames numbered in `skip` are left out.
 
-    Returns the canonical joints (T, 24, 3) at the released 5 fps (all frames, skipped ones included).
+    Returns the canonical joints (T, 24, 3) float64 at the released 5 fps (all frames, skipped ones included).
     """
     params = params or repo_params()
-    fps = params.data.mvh.fps
-    poses, pelvis = walking_pose(int(seconds * fps), fps, seed)
-    joints = canonical_joints(poses, pelvis)
+    released = int(seconds * params.data.mvh.fps)
+    video_fps = params.data.mvh.fps * MVH_RELEASE_STRIDE
+    motion = studio_clips(1, (released - 1) * MVH_RELEASE_STRIDE + 1, fps=video_fps, seed=seed)
     rot = canonical_rotation(params.data.zup_to_yup, params.data.mvh.axis_remap)
-    native = joints @ rot.to(joints.dtype)                        # row vectors: x_native = R^T x
-    extra = native[:, [15] * 21]                                  # stand-ins for the 21 extra keypoints
-    for k in range(joints.shape[0]):
-        if k in skip:
-            continue
-        write_mvh_frame(root / seq_id / "smpl_param" / f"{5 * k:04d}.pkl", torch.cat((native[k], extra[k])))
-    return joints
+    for k, frame in enumerate(mvh_frames(motion, rot, [(0.0,) * 10])[0]):
+        if k not in skip:
+            write_mvh_frame(root / seq_id / "smpl_param" / f"{MVH_RELEASE_STRIDE * k:04d}.pkl", frame["joints"],
+                            **{key: value for key, value in frame.items() if key != "joints"})
+    return motion.joints[0, ::MVH_RELEASE_STRIDE].double()
 
 
 def tiny_params_dict(tmp_path: Path, **overrides) -> dict:

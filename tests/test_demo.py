@@ -339,3 +339,30 @@ def test_each_sequence_depends_only_on_its_spec():
     alone = synthesize_dances([spec], rest, 60.0).sequence(0)[2]
     batched = synthesize_dances([other, spec], rest, 60.0).sequence(1)[2]
     assert torch.allclose(alone, batched, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- clips for tests and benchmarks
+
+
+def test_clips_have_the_asked_length_and_stand_on_the_floor():
+    from flowmimic.demo.clips import dance_clips, studio_clips
+
+    for motion in (dance_clips(3, 7, fps=20.0, seed=1), studio_clips(2, 9, fps=25.0, seed=1)):
+        b, t = motion.poses.shape[:2]
+        assert motion.lengths.tolist() == [t] * b and motion.joints.shape == (b, t, 24, 3)
+        feet = motion.joints[..., FOOT, 1]
+        assert feet.min(dim=-1).values.abs().max() < 1e-4                  # lowest foot joint on y = 0
+    assert dance_clips(3, 7).lengths.tolist() == [7, 7, 7] and studio_clips(1, 30, fps=60.0).fps == 60.0
+
+
+def test_clips_are_deterministic_and_follow_the_genres():
+    from flowmimic.demo.clips import dance_clips
+
+    a, b, c = dance_clips(2, 40, seed=3), dance_clips(2, 40, seed=3), dance_clips(2, 40, seed=4)
+    assert torch.equal(a.joints, b.joints) and not torch.allclose(a.joints, c.joints)
+    krump, ballet = dance_clips(2, 60, genres=["gKR", "gJB"], seed=0), dance_clips(2, 60, genres=["gJB", "gKR"], seed=0)
+    assert not torch.allclose(krump.joints[0], ballet.joints[0])
+    with pytest.raises(ValueError, match="genres"):
+        dance_clips(2, 10, genres=["gBR"])
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        dance_clips(1, 1)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from flowmimic.body.rotation import axis_angle_to_matrix
+from flowmimic.demo.clips import dance_clips
 from flowmimic.evaluation.metrics import joint_errors, joint_errors_from_joints, procrustes_align
 from flowmimic.evaluation.reconstruct import evaluation_keys, reconstruct
 from flowmimic.evaluation.tally import COL, COLUMNS, bootstrap_sums, figures, summarize
@@ -22,14 +23,14 @@ from flowmimic.stages import cache, evaluate, split, stats, train, validate
 from flowmimic.training.loop import validate as validate_losses
 
 from fake_cache import TINY_TRAIN
-from raw_fixtures import AIST_NAMES, canonical_joints, make_aist_sequence, make_tiny_tree, walking_pose
+from raw_fixtures import AIST_NAMES, make_aist_sequence, make_tiny_tree
 
 WEIGHTS = LossWeights(w_recon=1.0, w_contact=0.5, w_smooth=0.5, w_style=0.1, w_joints=0.0, kl_weight=1e-4, kl_warmup_steps=0)
 
 
 def _features(n=41):
-    poses, pelvis = walking_pose(n, 20.0)
-    return joints_to_features(canonical_joints(poses, pelvis)[:, :22]).double()[None]     # (1, n-1, 263)
+    joints = dance_clips(1, n, fps=20.0).joints[0, :, :22].double()
+    return joints_to_features(joints)[None]                                              # (1, n-1, 263)
 
 
 # ----------------------------------------------------------------------------- per-frame metrics

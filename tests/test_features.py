@@ -15,6 +15,7 @@ from flowmimic.body.kinematics import smpl_forward_kinematics
 from flowmimic.body.rotation import quat_about_y, quat_rotate
 from flowmimic.body.skeleton import N_JOINTS, PARENTS, default_rest_joints, target_offsets
 from flowmimic.cli import main as cli_main
+from flowmimic.demo.clips import dance_clips
 from flowmimic.errors import DataError
 from flowmimic.features import humanml3d as hml
 from flowmimic.features.convert import convert_file
@@ -23,6 +24,7 @@ from flowmimic.features.humanml3d import (
 )
 from flowmimic.features.layout import CONTACTS, DIM, RIC, ROOT, ROT_6D
 from flowmimic.params import read_yaml
+from flowmimic.taxonomy import GENRES
 
 DATA = Path(__file__).parent / "data" / "humanml3d"
 REPO = Path(__file__).resolve().parents[1]
@@ -45,15 +47,10 @@ def _yaw(joints: np.ndarray | torch.Tensor, angle: float, shift=(0.0, 0.0, 0.0))
     return quat_rotate(q, j) + torch.tensor(shift, dtype=torch.float64)
 
 
-def _fk_motion(n_frames: int, seed: int, amp: float = 0.3) -> torch.Tensor:
-    """(T, 22, 3) float64 joints: smooth random poses on the built-in rest skeleton."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.linspace(0, 1, n_frames, dtype=torch.float64)[:, None, None]
-    freq = torch.rand(1, 24, 3, generator=g, dtype=torch.float64) * 3 + 0.5
-    phase = torch.rand(1, 24, 3, generator=g, dtype=torch.float64) * 6.28
-    poses = amp * torch.sin(2 * math.pi * freq * t + phase)
-    transl = torch.cumsum(torch.full((n_frames, 3), 0.02, dtype=torch.float64), 0) + torch.tensor([0, 0.9, 0])
-    return smpl_forward_kinematics(poses, default_rest_joints(torch.float64), transl)[:, :N_JOINTS]
+def _fk_motion(n_frames: int, seed: int) -> torch.Tensor:
+    """(T, 22, 3) float64 joints: a demo dance at 20 fps (genre chosen by the seed)."""
+    genre = GENRES[seed % len(GENRES)]
+    return dance_clips(1, n_frames, fps=20.0, seed=seed, genres=[genre]).joints[0, :, :N_JOINTS].double()
 
 
 # ----------------------------------------------------------------------------- HumanML3D reference
@@ -88,7 +85,7 @@ def test_round_trip_joints_features_joints(ref_joints):
 
 def test_uniform_skeleton_is_humanml3d_ik_then_fk():
     """The direct bone rescaling equals HumanML3D's literal FK(IK(joints)) with target offsets."""
-    j = _fk_motion(12, seed=3, amp=0.8)
+    j = _fk_motion(12, seed=3)
     bones = j[:, 1:] - j[:, list(PARENTS[1:])]
     stretch = torch.linspace(0.7, 1.3, 21, dtype=torch.float64)[:, None]
     for c in range(1, N_JOINTS):                                  # a skeleton of other proportions
@@ -162,7 +159,7 @@ def test_foot_contact_threshold_is_used():
 
 def test_batched_equals_per_sequence(ref_joints):
     seqs = torch.stack([_fk_motion(30, seed=1), _yaw(ref_joints[:30], 1.0, (1.0, 0.0, 2.0)),
-                        _fk_motion(30, seed=2, amp=0.6)]).to(torch.float32)
+                        _fk_motion(30, seed=2)]).to(torch.float32)
     batched = joints_to_features(seqs)
     assert batched.shape == (3, 29, DIM)
     for i in range(3):
@@ -195,7 +192,7 @@ def test_float64_path(ref_joints, ref_feats):
 
 
 def test_features_are_finite_and_rotations_valid():
-    f = joints_to_features(_fk_motion(25, seed=5, amp=1.0))
+    f = joints_to_features(_fk_motion(25, seed=5))
     assert torch.isfinite(f).all()
     six = f[:, ROT_6D].reshape(24, 21, 2, 3)                      # col0, col1 of each local rotation
     torch.testing.assert_close(six.norm(dim=-1), torch.ones(24, 21, 2, dtype=torch.float64))

@@ -74,23 +74,50 @@ def test_perfect_reconstruction_has_zero_recon_and_smooth():
     assert losses["recon"] == 0 and losses["smooth"] == 0 and losses["contact"] < 1e-6
 
 
-def test_smoothness_only_on_smoothed_dims():
-    out, target, mask = make()
+# The smoothed groups, written out rather than read from `layout.SMOOTHED`, so that dropping one
+# there fails here: root [0:4], 6-D rotations [67:193], local velocities [193:259] = 196 dims.
+SMOOTHED_DIMS = [*range(0, 4), *range(67, 193), *range(193, 259)]
+
+
+def _smooth(out, target, mask, recon=None):
     genre = torch.zeros(B, dtype=torch.long)
-    base = vae_losses(out, target, mask, genre, W, 0.0)
-    ric = out.recon.clone()
-    ric[..., layout.RIC] += torch.randn(B, T, 63)                  # ric is not a smoothed group
-    moved = vae_losses(VAEOutput(ric, out.mu, out.logvar, None), target, mask, genre, W, 0.0)
-    assert torch.equal(moved["smooth"], base["smooth"]) and not torch.equal(moved["recon"], base["recon"])
-    rot = out.recon.clone()
-    rot[..., layout.ROT_6D] += torch.randn(B, T, 126)
-    assert not torch.equal(vae_losses(VAEOutput(rot, out.mu, out.logvar, None), target, mask, genre, W,
-                                      0.0)["smooth"], base["smooth"])
-    # a constant offset over time leaves frame-to-frame differences unchanged
-    shifted = out.recon.clone()
-    shifted[..., layout.LOCAL_VEL] += 3.0
-    s = vae_losses(VAEOutput(shifted, out.mu, out.logvar, None), target, mask, genre, W, 0.0)["smooth"]
-    assert torch.allclose(s, base["smooth"])
+    o = VAEOutput(out.recon if recon is None else recon, out.mu, out.logvar, None)
+    return vae_losses(o, target, mask, genre, W, 0.0)["smooth"]
+
+
+def test_smoothness_matches_its_definition_on_the_196_dims():
+    out, target, mask = make()
+    assert len(SMOOTHED_DIMS) == 196
+    d_rec, d_tgt = out.recon[..., SMOOTHED_DIMS].diff(dim=1), target[..., SMOOTHED_DIMS].diff(dim=1)
+    per_pair = F.smooth_l1_loss(d_rec, d_tgt, reduction="none").mean(-1)           # (B, T-1)
+    pairs = mask[:, 1:] & mask[:, :-1]
+    assert torch.allclose(_smooth(out, target, mask), per_pair[pairs].mean())
+
+
+@pytest.mark.parametrize("group", [slice(0, 4), slice(67, 193), slice(193, 259)], ids=["root", "rot_6d", "local_vel"])
+def test_smoothness_sees_every_smoothed_group(group):
+    """A time-varying change confined to one group changes the loss (fails if that group is dropped)."""
+    out, target, mask = make()
+    recon = out.recon.clone()
+    width = group.stop - group.start
+    recon[..., group] += torch.randn(B, T, width, generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(_smooth(out, target, mask, recon), _smooth(out, target, mask))
+
+
+@pytest.mark.parametrize("group", [slice(4, 67), slice(259, 263)], ids=["ric", "contacts"])
+def test_smoothness_ignores_other_dims(group):
+    out, target, mask = make()
+    recon = out.recon.clone()
+    recon[..., group] += torch.randn(B, T, group.stop - group.start, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(_smooth(out, target, mask, recon), _smooth(out, target, mask))
+
+
+def test_smoothness_ignores_constant_offsets():
+    """Frame-to-frame differences are unchanged by an offset that is constant over time."""
+    out, target, mask = make()
+    recon = out.recon.clone()
+    recon[..., SMOOTHED_DIMS] += 3.0
+    assert torch.allclose(_smooth(out, target, mask, recon), _smooth(out, target, mask))
 
 
 def test_style_loss_zero_without_known_genres_and_keeps_graph():

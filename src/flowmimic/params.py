@@ -102,7 +102,7 @@ class DataParams(Section):
     aist_root: str                     # folder with motions/, splits/, ignore_list.txt
     mvh_root: str                      # folder with <part>/<sequence>/smpl_param/*.pkl
     smpl_model_dir: str | None         # folder with SMPL_{MALE,FEMALE,NEUTRAL}.{pkl,npz}; null = built-in skeleton
-    joints_backend: Literal["fk", "smplx"]   # SMPL joints by our FK (equal to smplx's, ~50x faster) or smplx
+    joints_backend: Literal["fk", "smplx"]   # SMPL joints by our FK (equal to smplx's, faster: README, Performance) or smplx
     zup_to_yup: Matrix3                # HumanML3D's AMASS z-up -> y-up: (x, y, z) -> (-x, z, y)
     aist: AistSource
     mvh: MvhSource

@@ -7,7 +7,7 @@ sequence is a chain of 4-beat bars, each with its own moves and random details, 
 the last beat of a bar; every dancer has personal multipliers, and basic (sBM) sequences alternate
 two moves while advanced (sFM) ones vary more and turn more. `genre_tempo` gives the music's tempo.
 
-The moves fill the joint-angle channels of `sources.demo_motion`, which turns them into SMPL poses
+The moves fill the joint-angle channels of `demo.motion`, which turns them into SMPL poses
 with the feet planted on the floor (`synthesize_dances` returns its `MotionBatch`).
 """
 

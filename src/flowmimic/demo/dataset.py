@@ -40,7 +40,6 @@ demo (holds `manifest.json`) or empty.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import math
@@ -50,7 +49,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -62,7 +61,7 @@ from flowmimic.params import Params
 from flowmimic.taxonomy import GENRES
 from flowmimic.sources.common import canonical_rotation
 from flowmimic.demo.dances import genre_tempo, synthesize_dances
-from flowmimic.demo.motion import DanceSpec, MotionBatch, StudioSpec, smpl45_joints
+from flowmimic.demo.motion import DanceSpec, MotionBatch, StudioSpec, single_thread, smpl45_joints
 from flowmimic.demo.studio import synthesize_studio
 
 log = logging.getLogger(__name__)
@@ -80,18 +79,6 @@ def _rest_joints(params: Params, gender: str) -> torch.Tensor:
     from flowmimic.body.smpl_model import rest_joints_for
 
     return rest_joints_for(params.data.smpl_model_dir, gender, dtype=torch.float32)
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    # The demo's tensors are small (~1e5 elements per op); intra-op threads only add
-    # synchronisation, which on a busy 2-core machine was measured ~200x slower than one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _TensorPickler(pickle.Pickler):
@@ -216,25 +203,35 @@ def _to_native(poses: torch.Tensor, pelvis: torch.Tensor, rotation: torch.Tensor
     return root, pelvis @ r                                            # row vectors: R^T p
 
 
-def _aist_arrays(motion: MotionBatch, items: list[AistItem], rotation: torch.Tensor) -> list[dict[str, Any]]:
+def aist_arrays(motion: MotionBatch, rotation: torch.Tensor, scaling: Sequence[float],
+                loss: Sequence[float]) -> list[dict[str, Any]]:
+    """Per sequence of `motion`, the dict of an AIST++ motion pickle in the native frame of `rotation`.
+
+    Args:
+        motion: canonical motions at AIST++'s frame rate.
+        rotation: (3, 3) the source's canonical rotation (`sources.common.canonical_rotation`).
+        scaling / loss: per sequence, the dancer's `smpl_scaling` and a `smpl_loss` value.
+    """
     root, pelvis_n = _to_native(motion.poses, motion.joints[..., 0, :], rotation)
     poses_n = torch.cat([matrix_to_axis_angle(root)[..., None, :], motion.poses[..., 1:, :]], dim=-2)
     rest0 = motion.rest[:, None, 0, :]
     out = []
-    for b, item in enumerate(items):
+    for b in range(len(scaling)):
         n = int(motion.lengths[b])
-        trans = (pelvis_n[b, :n] - rest0[b]) * item.scaling
+        trans = (pelvis_n[b, :n] - rest0[b]) * scaling[b]
         out.append({
             "smpl_poses": poses_n[b, :n].reshape(n, -1).numpy().astype(np.float32),
             "smpl_trans": trans.numpy().astype(np.float32),
-            "smpl_scaling": np.array([item.scaling], dtype=np.float32),
-            "smpl_loss": float(item.loss),
+            "smpl_scaling": np.array([scaling[b]], dtype=np.float32),
+            "smpl_loss": float(loss[b]),
         })
     return out
 
 
-def _mvh_frames(motion: MotionBatch, items: list[MvhItem], rotation: torch.Tensor) -> list[list[dict[str, Any]]]:
-    """Per sequence, the released frames' dicts (every MVH_RELEASE_STRIDE-th frame of the motion)."""
+def mvh_frames(motion: MotionBatch, rotation: torch.Tensor,
+               betas: Sequence[tuple[float, ...]]) -> list[list[dict[str, Any]]]:
+    """Per sequence of `motion` (at the video frame rate), the dicts of its released MVHumanNet frames
+    (every MVH_RELEASE_STRIDE-th frame) in the native frame of `rotation`, with the given `betas`."""
     poses = motion.poses[:, ::MVH_RELEASE_STRIDE]
     transl = motion.transl[:, ::MVH_RELEASE_STRIDE]
     joints45 = smpl45_joints(poses, motion.rest[:, None], transl)            # (B, F, 45, 3)
@@ -243,14 +240,14 @@ def _mvh_frames(motion: MotionBatch, items: list[MvhItem], rotation: torch.Tenso
     root_n = r.T @ axis_angle_to_matrix(poses[..., 0, :])
     body = axis_angle_to_matrix(poses[..., 1:, :])                           # (B, F, 23, 3, 3)
     out = []
-    for b, item in enumerate(items):
+    for b in range(len(betas)):
         n = (int(motion.lengths[b]) - 1) // MVH_RELEASE_STRIDE + 1
-        betas = torch.tensor([item.betas], dtype=torch.float32)
+        betas_b = torch.tensor([betas[b]], dtype=torch.float32)
         out.append([{
             "joints": joints_n[b, f].float().reshape(1, -1, 3).clone(),
             "global_orient": root_n[b, f].float().reshape(1, 1, 3, 3).clone(),
             "body_pose": body[b, f].float().reshape(1, 23, 3, 3).clone(),
-            "betas": betas.clone(),
+            "betas": betas_b.clone(),
             "transl": None,
         } for f in range(n)])
     return out
@@ -353,7 +350,8 @@ def _write_tree(tmp: Path, params: Params) -> DemoSummary:
     aist_items = plan_aist(params)
     splits = split_aist(aist_items, params)
     dances = synthesize_dances([it.spec for it in aist_items], _rest_joints(params, data.aist.gender), data.aist.fps)
-    arrays = _aist_arrays(dances, aist_items, canonical_rotation(data.zup_to_yup, data.aist.axis_remap))
+    arrays = aist_arrays(dances, canonical_rotation(data.zup_to_yup, data.aist.axis_remap),
+                         [it.scaling for it in aist_items], [it.loss for it in aist_items])
     pkls = {it.name: arr for it, arr in zip(aist_items, arrays)}
     overrides, aist_bad, ignore = _inject_aist(pkls, splits["train"], params, g)
     aist_dir = tmp / "aist"
@@ -368,7 +366,8 @@ def _write_tree(tmp: Path, params: Params) -> DemoSummary:
     studio = synthesize_studio([it.spec for it in mvh_items], _rest_joints(params, MVH_GENDER),
                                float(demo.mvh_video_fps))
     frames = dict(zip((it.seq_id for it in mvh_items),
-                      _mvh_frames(studio, mvh_items, canonical_rotation(data.zup_to_yup, data.mvh.axis_remap))))
+                      mvh_frames(studio, canonical_rotation(data.zup_to_yup, data.mvh.axis_remap),
+                                 [it.betas for it in mvh_items])))
     dropped, mvh_bad, interpolated = _inject_mvh(frames, params, g)
     n_files = 0
     for seq_id, seq_frames in frames.items():
@@ -409,7 +408,7 @@ def write_demo(params: Params, root: str | Path | None = None) -> DemoSummary:
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        with _single_thread():
+        with single_thread():
             summary = _write_tree(tmp, params)
         summary.root = root
         if root.exists():
@@ -424,4 +423,5 @@ def write_demo(params: Params, root: str | Path | None = None) -> DemoSummary:
     return summary
 
 
-__all__ = ["AistItem", "DemoSummary", "MANIFEST", "MvhItem", "plan_aist", "plan_mvh", "split_aist", "write_demo"]
+__all__ = ["AistItem", "DemoSummary", "MANIFEST", "MVH_RELEASE_STRIDE", "MvhItem", "aist_arrays", "mvh_frames",
+           "plan_aist", "plan_mvh", "split_aist", "write_demo"]

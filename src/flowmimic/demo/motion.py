@@ -12,15 +12,17 @@ supporting foot does not slide: the root's horizontal velocity is minus the velo
 joints relative to the root, weighted by a soft-min over their heights (the lowest joint carries
 the weight). Travel, turns about the stance foot and weight shifts all follow from the legs.
 
-The motions themselves live in `sources.demo_dances` (dances in the 10 AIST++ genres,
-`synthesize_dances`) and `sources.demo_studio` (calm MVHumanNet-like actions, `synthesize_studio`);
+The motions themselves live in `demo.dances` (dances in the 10 AIST++ genres,
+`synthesize_dances`) and `demo.studio` (calm MVHumanNet-like actions, `synthesize_studio`);
 both fill channels and hand them to `_finish`. `smpl45_joints` adds SMPL's 21 extra keypoints
 (MVHumanNet releases 45 joints).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -87,6 +89,19 @@ class MotionBatch:
 
 
 # ----------------------------------------------------------------------------- small helpers
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run the synthesis with one torch intra-op thread (restored afterwards)."""
+    # The demo's tensors are small (~1e5 elements per op); intra-op threads only add
+    # synchronisation, which on a busy 2-core machine was measured ~200x slower than one thread.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float, *shape: int) -> Tensor:
@@ -283,5 +298,5 @@ def smpl45_joints(poses: Tensor, rest: Tensor, transl: Tensor) -> Tensor:
 
 __all__ = [
     "CHANNELS", "DanceSpec", "EXTRA_KEYPOINTS", "FOOT_JOINTS", "MotionBatch", "N_SMPL45", "StudioSpec",
-    "plant_feet", "smpl45_joints",
+    "plant_feet", "single_thread", "smpl45_joints",
 ]

@@ -5,7 +5,7 @@ squats, arm circles. A sequence is a short idle start followed by randomly chose
 seconds each; each action starts and ends in the neutral stance, and breathing, a slow weight shift
 and looking around run underneath. Every performer has a body scale and a personal pace.
 
-The actions fill the joint-angle channels of `sources.demo_motion`, which turns them into SMPL
+The actions fill the joint-angle channels of `demo.motion`, which turns them into SMPL
 poses with the feet planted on the floor (`synthesize_studio` returns its `MotionBatch`).
 """
 

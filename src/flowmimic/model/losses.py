@@ -71,7 +71,7 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def _smoothed(x: Tensor) -> Tensor:
-    return torch.cat([x[..., s] for s in layout.SMOOTHED], dim=-1)                     # (B, T, 193)
+    return torch.cat([x[..., s] for s in layout.SMOOTHED], dim=-1)                     # (B, T, 196): 4 + 126 + 66
 
 
 def joint_position_loss(recon: Tensor, target: Tensor, mask: Tensor,
@@ -104,7 +104,7 @@ def vae_losses(out: VAEOutput, target: Tensor, mask: Tensor, genre: Tensor,
     mu, logvar = out.mu.float(), out.logvar.float()
     kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(-1)                      # (B, T)
 
-    d_rec = _smoothed(recon).diff(dim=1)                                               # (B, T-1, 193)
+    d_rec = _smoothed(recon).diff(dim=1)                                               # (B, T-1, 196)
     d_tgt = _smoothed(target).diff(dim=1)
     pair_mask = mask[:, 1:] & mask[:, :-1]                                             # (B, T-1)
     smooth = F.smooth_l1_loss(d_rec, d_tgt, reduction="none").mean(-1)                  # (B, T-1)

@@ -1,0 +1,102 @@
+"""Print README's performance tables from the result files (and the demo's quality from metrics/eval.json).
+
+Every figure comes out as a link into the file it was read from, in the form
+`tests/test_readme_figures.py` checks. After re-running a benchmark (or the pipeline), run this and
+paste its output over README's tables under "## Performance".
+
+Run: python benchmarks/readme_table.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = "benchmarks/results"
+
+
+def _load(rel: str) -> dict[str, Any] | None:
+    path = REPO / rel
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _get(doc: Any, key: str) -> Any:
+    for part in key.split("."):
+        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+    return doc
+
+
+def linker(rel: str) -> Callable[..., str]:
+    """fig(key, fmt, unit) -> `[<value formatted><unit>](rel#key)`."""
+    doc = _load(rel)
+
+    def fig(key: str, fmt: str = ",", unit: str = "") -> str:
+        if doc is None:
+            return f"(run the benchmark: no {rel})"
+        link = f"[{format(_get(doc, key), fmt)}{unit}]({rel}#{key})"
+        if key.startswith("targets."):                     # a target: say whether this run met it
+            link += ": met" if _get(doc, key.rsplit(".", 1)[0])["met"] else ": **missed**"
+        return link
+    return fig
+
+
+def main() -> None:
+    fe, fk, ca, tr, pi = (linker(f"{RESULTS}/{n}.json") for n in ("features", "fk", "cache", "train", "pipeline"))
+    ev = linker("metrics/eval.json")
+    rows = [
+        ("joints → 263-D features, 200 demo dances × 200 frames, one process, best (median) of 5",
+         f"{fe('figures.frames_per_s_best', ',', ' frames/s')} ({fe('figures.frames_per_s_median', ',')})",
+         f"≥ {fe('targets.frames_per_s_best.min', ',')}", "`features.json`"),
+        ("SMPL joints by our FK vs smplx's full mesh pass, 200 × 200 frames, **procedural SMPL-format model** "
+         "(SMPL's sizes, random values)",
+         f"{fk('figures.fk_frames_per_s', ',')} vs {fk('figures.smplx_frames_per_s', ',', ' frames/s')} = "
+         f"{fk('figures.speedup', '.1f', '×')}; max joint difference {fk('figures.max_abs_joint_diff_m', '.2e', ' m')}",
+         f"≥ {fk('targets.speedup.min', '.0f', '×')}", "`fk.json`"),
+        ("cache stage on the demo, 1 worker (best of 2)",
+         f"{ca('figures.x1_w1_seqs_per_s', '.1f', ' seqs/s')}, {ca('figures.x1_w1_feature_frames_per_s', ',', ' frames/s')}; "
+         f"peak RSS {ca('figures.x1_w1_rss_main_mb', ',', ' MB')}", "–", "`cache.json`"),
+        ("same, 2 workers",
+         f"{ca('figures.x1_w2_seqs_per_s', '.1f', ' seqs/s')}, {ca('figures.x1_w2_feature_frames_per_s', ',', ' frames/s')} "
+         f"({ca('figures.x1_w2_speedup', '.2f', '×')}); peak RSS {ca('figures.x1_w2_rss_main_mb', ',', ' MB')} main + "
+         f"{ca('figures.x1_w2_rss_workers_mb', ',', ' MB')} per worker", "–", "`cache.json`"),
+        ("cache memory with the demo scaled ×4 (`--scale 4`), 1 / 2 workers",
+         f"peak RSS {ca('figures.x4_w1_rss_main_mb', ',', ' MB')} / {ca('figures.x4_w2_rss_main_mb', ',', ' MB')} + "
+         f"{ca('figures.x4_w2_rss_workers_mb', ',', ' MB')}; growth over the unscaled demo {ca('figures.rss_growth_mb', ',', ' MB')}",
+         f"growth ≤ {ca('targets.rss_growth_mb.max', '.0f', ' MB')}", "`cache.json`"),
+        ("training, demo model (batch 32 × 60 frames)",
+         f"{tr('figures.demo_steps_per_s', 'g', ' steps/s')} = {tr('figures.demo_windows_per_s', '.1f', ' windows/s')}; "
+         f"{tr('figures.demo_gflop_per_step', '.2f', ' GFLOP')}/step = {tr('figures.demo_gflop_per_s', '.1f', ' GFLOP')}/s",
+         "–", "`train.json`"),
+        ("training, the seed's full model (batch 8 × 120 frames on CPU)",
+         f"{tr('figures.full_steps_per_s', 'g', ' steps/s')} = {tr('figures.full_windows_per_s', '.1f', ' windows/s')}; "
+         f"{tr('figures.full_gflop_per_step', '.0f', ' GFLOP')}/step = {tr('figures.full_gflop_per_s', '.1f', ' GFLOP')}/s",
+         "–", "`train.json`"),
+        ("whole demo pipeline (`dvc repro`, every stage; the first install not included)",
+         f"{pi('figures.total_s', ',', ' s')}, of which training {pi('figures.train_s', ',', ' s')}",
+         f"≤ {pi('targets.total_s.max', '.0f', ' s')}", "`pipeline.json`"),
+    ]
+    print("| what | figure | target | result file |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("| result file | torch threads | load average (1, 5, 15-minute) before | after |")
+    print("|---|---|---|---|")
+    for name, f in (("features", fe), ("fk", fk), ("cache", ca), ("train", tr), ("pipeline", pi)):
+        doc = _load(f"{RESULTS}/{name}.json")
+        threads = f("threads") if doc and doc["threads"] is not None else "torch default"
+        loads = [" / ".join(f(f"{k}.{i}", ".2f") for i in range(3)) for k in ("load_before", "load_after")]
+        print(f"| `{name}.json` | {threads} | {loads[0]} | {loads[1]} |")
+    print()
+    print("| domain (val splits) | MPJPE | root-aligned | style accuracy |")
+    print("|---|---|---|---|")
+    for d, label in (("overall", "overall"), ("aist", "AIST++"), ("mvh", "MVHumanNet")):
+        style = (f"{ev(f'{d}.style_accuracy', '.3f')} over {ev(f'{d}.style_windows', 'd')} windows"
+                 if d != "mvh" else "–")
+        print(f"| {label} | {ev(f'{d}.mpjpe_mm', '.1f', ' mm')} | {ev(f'{d}.mpjpe_root_aligned_mm', '.1f', ' mm')} | {style} |")
+
+
+if __name__ == "__main__":
+    main()
