@@ -13,13 +13,14 @@ import pytest
 import torch
 
 from flowmimic.body.rotation import matrix_to_axis_angle
-from flowmimic.body.skeleton import JOINT_NAMES, N_JOINTS, PARENTS, TARGET_BONE_LENGTHS, default_rest_joints
+from flowmimic.body.skeleton import N_JOINTS, PARENTS, TARGET_BONE_LENGTHS, default_rest_joints
 from flowmimic.cli import main
 from flowmimic.demo.dances import genre_tempo, synthesize_dances
 from flowmimic.demo.motion import DanceSpec, StudioSpec
 from flowmimic.demo.studio import synthesize_studio
 from flowmimic.export.bvh import bvh_text, write_bvh
 from flowmimic.export.ik import bone_fix_error, joints_to_local_rotations, skeleton_offsets
+from flowmimic.export.roundtrip import aist_pkl_round_trip, bvh_round_trip, joint_error, read_bvh_joints
 from flowmimic.export.smpl import joints_to_aist_motion, write_aist_pkl
 from flowmimic.features.humanml3d import joints_to_features
 from flowmimic.sources import aist, aist_reader_args
@@ -53,20 +54,6 @@ def humanml3d() -> np.ndarray:
     return np.load(HUMANML3D).astype(np.float64)
 
 
-def read_bvh_joints(path: Path, units_scale: float = 1.0) -> tuple[np.ndarray, float]:
-    """bvhio's parse + its own forward kinematics: (T, 22, 3) world positions (metres) and the frame time."""
-    container = bvhio.readAsBvh(str(path))
-    root = bvhio.readAsHierarchy(str(path))
-    layout = [joint for joint, _, _ in root.layout()]
-    by_name = {joint.Name: joint for joint in layout}
-    assert sorted(by_name) == sorted(JOINT_NAMES)                        # SMPL-22, named joints
-    out = np.zeros((container.FrameCount, N_JOINTS, 3))
-    for frame in range(container.FrameCount):
-        root.loadPose(frame)
-        out[frame] = [np.array(by_name[name].PositionWorld) for name in JOINT_NAMES]
-    return out / units_scale, container.FrameTime
-
-
 # ----------------------------------------------------------------------------- BVH
 
 
@@ -94,7 +81,7 @@ def test_bvh_round_trip_on_humanml3d_sample(tmp_path, humanml3d, units, order, s
     path = write_bvh(tmp_path / "sample.bvh", humanml3d, 30.0, skeleton=skeleton, units=units, order=order)
     text = path.read_text()
     assert f"CHANNELS 6 Xposition Yposition Zposition {' '.join(a + 'rotation' for a in order)}" in text
-    back, frame_time = read_bvh_joints(path, 100.0 if units == "cm" else 1.0)
+    back, frame_time = read_bvh_joints(path, units)
     assert frame_time == pytest.approx(1 / 30.0)
     assert np.linalg.norm(back - humanml3d, axis=-1).max() <= 1e-3
 
@@ -122,8 +109,8 @@ def test_bone_fix_error_on_varying_bones_is_positive_and_bounded(tmp_path, human
     # per joint); carrying every error down the chains (aiming from the targets) gives ~1.4x more.
     assert err.mean_m < sigma * math.sqrt(3) and err.max_m < 8 * sigma
     # The BVH holds exactly that re-posed motion: bvhio sees the same error.
-    back, _ = read_bvh_joints(write_bvh(tmp_path / "noisy.bvh", noisy, FPS))
-    assert np.linalg.norm(back - noisy, axis=-1).mean() == pytest.approx(err.mean_m, abs=1e-5)
+    seen = bvh_round_trip(tmp_path / "noisy.bvh", noisy, FPS)
+    assert seen.mean_m == pytest.approx(err.mean_m, abs=1e-5) and seen.max_m == pytest.approx(err.max_m, abs=1e-5)
 
 
 def test_ik_gives_smallest_twist_free_rotations(dances):
@@ -150,6 +137,22 @@ def test_bvh_text_rejects_bad_input(humanml3d):
         bvh_text(humanml3d, FPS, units="mm")  # type: ignore[arg-type]
 
 
+def test_read_bvh_joints_wants_smpl_joints(tmp_path, humanml3d):
+    path = tmp_path / "renamed.bvh"
+    path.write_text(bvh_text(humanml3d, FPS).replace("JOINT left_knee", "JOINT knee_l"))
+    with pytest.raises(ValueError, match="expected SMPL's 22 joints"):
+        read_bvh_joints(path)
+
+
+def test_joint_error_is_the_euclidean_distance(humanml3d):
+    shifted = humanml3d.copy()
+    shifted[:, 3] += [0.003, 0.004, 0.0]                               # one joint 5 mm off in every frame
+    err = joint_error(shifted, humanml3d)
+    assert err.max_m == pytest.approx(0.005) and err.mean_m == pytest.approx(0.005 / N_JOINTS)
+    with pytest.raises(ValueError, match="shapes"):
+        joint_error(humanml3d[1:], humanml3d)
+
+
 # ----------------------------------------------------------------------------- SMPL / AIST++
 
 
@@ -165,6 +168,15 @@ def test_aist_pkl_reads_back_with_our_reader(tmp_path, params, dances):
     expected = joints - joints[:1, :1]                                  # the reader centres frame 0's pelvis
     assert seq.joints.shape == joints.shape
     assert np.linalg.norm(seq.joints.numpy() - expected, axis=-1).max() < 0.01
+
+
+def test_aist_pkl_round_trip_shows_the_skeleton_mismatch(tmp_path, params, dances, humanml3d):
+    """On the skeleton they were made on, demo dances come back to rounding (float32 reader); HumanML3D's
+    sample, whose pelvis and chest are shaped otherwise, comes back off by millimetres, not centimetres."""
+    path = tmp_path / "motions" / f"{AIST_NAME}.pkl"
+    assert aist_pkl_round_trip(path, dances[4], params.data).max_m < 1e-5
+    err = aist_pkl_round_trip(path, humanml3d, params.data)
+    assert 0.002 < err.mean_m < 0.01 and err.max_m < 0.04
 
 
 def test_aist_pkl_rotations_are_slerped_to_60_fps(params, dances):
@@ -225,7 +237,7 @@ def test_export_command_writes_bvh_from_joints_and_features(tmp_path, humanml3d)
     np.save(joints_npy, humanml3d.astype(np.float32))
     np.save(feats_npy, joints_to_features(humanml3d).numpy())
     assert _cli(joints_npy, tmp_path / "out" / "j.bvh", "--fps", "30", "--units", "cm") == 0
-    back, frame_time = read_bvh_joints(tmp_path / "out" / "j.bvh", 100.0)
+    back, frame_time = read_bvh_joints(tmp_path / "out" / "j.bvh", "cm")
     assert frame_time == pytest.approx(1 / 30) and np.linalg.norm(back - humanml3d, axis=-1).max() <= 1e-3
     assert _cli(feats_npy, tmp_path / "f.bvh") == 0                     # features: joints recovered, T-1 frames
     back, frame_time = read_bvh_joints(tmp_path / "f.bvh")
