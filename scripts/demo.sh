@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh
 start=$(date +%s)
-dvc repro "$@"
+# stage_times.py passes the output through and records each stage's wall time in
+# benchmarks/results/demo_run.json (committed with each accepted run).
+dvc repro "$@" 2>&1 | python scripts/stage_times.py
 echo
 echo "Pipeline finished in $(( $(date +%s) - start )) s."
 python - <<'PY'

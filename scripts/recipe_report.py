@@ -95,15 +95,17 @@ def main() -> None:
     args = ap.parse_args()
     exps = experiments(args.baseline)
     by_name = {e["name"]: e for e in exps}
-    rows = [{"config": f"{label} ({name})", "step": s, "mpjpe_root_aligned_mm": round(m, 2)}
-            for label, name in (("chosen", args.chosen), ("larger", args.larger))
-            for s, m in curve(by_name[name]["rev"])]
-    (DOCS / "quality_vs_compute.json").write_text(json.dumps(rows, indent=1) + "\n")
+    curves = DOCS / "quality_vs_compute"
+    curves.mkdir(exist_ok=True)
+    for label, name in (("chosen", args.chosen), ("larger", args.larger)):
+        rows = [{"step": s, "mpjpe_root_aligned_mm": round(m, 2), "experiment": name}
+                for s, m in curve(by_name[name]["rev"])]
+        (curves / f"{label}.json").write_text(json.dumps(rows, indent=1) + "\n")
     (DOCS / "recipe_sweep_table.md").write_text(
         "<!-- written by scripts/recipe_report.py; see docs/recipe_sweep.md -->\n\n"
         "### Every configuration (one seed), sorted by val root-aligned MPJPE\n\n" + table(exps)
         + "\n\n### The best configurations over 3 seeds (mean ± sd)\n\n" + seed_rows(exps) + "\n")
-    print(f"wrote {DOCS / 'recipe_sweep_table.md'} and {DOCS / 'quality_vs_compute.json'} ({len(exps)} experiments)")
+    print(f"wrote {DOCS / 'recipe_sweep_table.md'} and {curves}/ ({len(exps)} experiments)")
 
 
 if __name__ == "__main__":
