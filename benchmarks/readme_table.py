@@ -43,7 +43,8 @@ def linker(rel: str) -> Callable[..., str]:
 
 
 def main() -> None:
-    fe, fk, ca, tr, pi = (linker(f"{RESULTS}/{n}.json") for n in ("features", "fk", "cache", "train", "pipeline"))
+    fe, fk, ca, tr, pi, dr = (linker(f"{RESULTS}/{n}.json")
+                              for n in ("features", "fk", "cache", "train", "pipeline", "demo_run"))
     ev = linker("metrics/eval.json")
     rows = [
         ("joints → 263-D features, 200 demo dances × 200 frames, one process, best (median) of 5",
@@ -76,6 +77,10 @@ def main() -> None:
         ("whole demo pipeline (`dvc repro`, every stage; the first install not included)",
          f"{pi('figures.total_s', ',', ' s')}, of which training {pi('figures.train_s', ',', ' s')}",
          f"≤ {pi('targets.total_s.max', '.0f', ' s')}", "`pipeline.json`"),
+        ("the committed demo run (`bash scripts/demo.sh`, the stages that ran last; per stage in the file)",
+         f"{dr('figures.total_s', ',', ' s')}, of which training {dr('figures.train_s', ',', ' s')}",
+         f"≤ {dr('targets.total_s.max', '.0f', ' s')}; training ≤ {dr('targets.train_s.max', '.0f', ' s')}",
+         "`demo_run.json`"),
     ]
     print("| what | figure | target | result file |")
     print("|---|---|---|---|")
@@ -84,18 +89,25 @@ def main() -> None:
     print()
     print("| result file | torch threads | load average (1, 5, 15-minute) before | after |")
     print("|---|---|---|---|")
-    for name, f in (("features", fe), ("fk", fk), ("cache", ca), ("train", tr), ("pipeline", pi)):
+    for name, f in (("features", fe), ("fk", fk), ("cache", ca), ("train", tr), ("pipeline", pi), ("demo_run", dr)):
         doc = _load(f"{RESULTS}/{name}.json")
         threads = f("threads") if doc and doc["threads"] is not None else "torch default"
         loads = [" / ".join(f(f"{k}.{i}", ".2f") for i in range(3)) for k in ("load_before", "load_after")]
         print(f"| `{name}.json` | {threads} | {loads[0]} | {loads[1]} |")
     print()
-    print("| domain (val splits) | MPJPE | root-aligned | style accuracy |")
-    print("|---|---|---|---|")
+    window = ev("settings.window_frames", "d")
+    print(f"| domain (held-out test split, {window}-frame windows; 95 % interval) | MPJPE root-aligned | PA-MPJPE "
+          "| MPJPE (root integrated) | ACCL (mm/frame²) | contact F1 | style accuracy |")
+    print("|---|---|---|---|---|---|---|")
+
+    def with_ci(d: str, key: str, fmt: str, unit: str = "") -> str:
+        return (f"{ev(f'test.{d}.{key}', fmt, unit)} [{ev(f'test.{d}.ci95.{key}.lo', fmt)}, "
+                f"{ev(f'test.{d}.ci95.{key}.hi', fmt)}]")
     for d, label in (("overall", "overall"), ("aist", "AIST++"), ("mvh", "MVHumanNet")):
-        style = (f"{ev(f'{d}.style_accuracy', '.3f')} over {ev(f'{d}.style_windows', 'd')} windows"
-                 if d != "mvh" else "–")
-        print(f"| {label} | {ev(f'{d}.mpjpe_mm', '.1f', ' mm')} | {ev(f'{d}.mpjpe_root_aligned_mm', '.1f', ' mm')} | {style} |")
+        style = with_ci(d, "style_accuracy", ".3f") if d != "mvh" else "–"
+        print(f"| {label} | {with_ci(d, 'mpjpe_root_aligned_mm', '.1f', ' mm')} | {with_ci(d, 'pa_mpjpe_mm', '.1f', ' mm')} "
+              f"| {with_ci(d, 'mpjpe_mm', '.1f', ' mm')} | {with_ci(d, 'accl_mm_per_frame2', '.2f')} "
+              f"| {with_ci(d, 'contact_f1', '.3f')} | {style} |")
 
 
 if __name__ == "__main__":
