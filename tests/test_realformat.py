@@ -80,7 +80,7 @@ def test_generated_frame_has_the_documented_structure(frames):
     # six nested torch archives: one storage per tensor, each a torch.save byte string
     archives = _archives(blob)
     assert len(archives) == len(DOC_TENSORS)
-    sizes = [torch.load(io.BytesIO(a), weights_only=True).nbytes() for a in archives]
+    sizes = [torch.load(io.BytesIO(a), weights_only=True)._untyped_storage.nbytes() for a in archives]
     assert sizes == [4 * int(np.prod(s)) for s in DOC_TENSORS.values()]      # in key order, one per tensor
     torch.testing.assert_close(d["joints"], frames[0]["joints"])
     torch.testing.assert_close(d["full_pose"][0, 1:], frames[0]["body_pose"][0])
@@ -232,3 +232,38 @@ def test_corrupt_joints_storage_is_unreadable_not_unsafe(frames, tmp_path):
     with pytest.raises(DataError) as e:
         mvhumannet.load_frame_joints(p)
     assert e.value.reason == "unreadable" and e.value.path == str(p)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64,
+                                   torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool])
+def test_legacy_storage_archives_read_as_torch_reads_them(tmp_path, dtype):
+    """Plainly pickled tensors embed legacy archives, which the safe loader reads itself (torch's
+    weights-only loader is pure Python); what it rebuilds equals torch's own result, views included."""
+    base = (torch.arange(24) % 7 - 3).to(dtype)
+    value = {"t": base.reshape(2, 3, 4), "view": base[5:17].reshape(3, 4).t(), "empty": torch.zeros(0, dtype=dtype)}
+    p = tmp_path / "t.pkl"
+    p.write_bytes(pickle.dumps(value, protocol=4))
+    assert _archives(p.read_bytes())                           # really the legacy format
+    got, want = safe_load_pickle(p), pickle.loads(p.read_bytes())
+    for k in value:
+        assert got[k].dtype == dtype and got[k].stride() == want[k].stride()
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+
+
+class _StorageBytes:
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def __reduce__(self) -> tuple:
+        return (torch.storage._load_from_bytes, (self.blob,))
+
+
+@pytest.mark.parametrize("cut", [20, 60, -8, -1])
+def test_truncated_legacy_archive_is_unreadable(frames, tmp_path, cut):
+    joints_archive = _archives(real_frame_bytes(frames[0]))[list(DOC_TENSORS).index("joints")]
+    p = _frame_file(tmp_path / "0000.pkl", frames[0], joints=_TensorOn(_StorageBytes(joints_archive[:cut])))
+    with pytest.raises(DataError) as e:
+        mvhumannet.load_frame_joints(p)
+    assert e.value.reason == "unreadable" and e.value.path == str(p)
+    whole = _frame_file(tmp_path / "0005.pkl", frames[0], joints=_TensorOn(_StorageBytes(joints_archive)))
+    assert mvhumannet.load_frame_joints(whole).shape == (22, 3)         # the same file, whole, reads
