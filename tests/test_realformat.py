@@ -19,7 +19,7 @@ from flowmimic.demo.dataset import MVH_RELEASE_STRIDE, mvh_frames
 from flowmimic.demo.realformat import real_frame_bytes, write_real_format
 from flowmimic.errors import DataError
 from flowmimic.io import Undecoded, safe_load_pickle
-from flowmimic.sources import aist, mvhumannet
+from flowmimic.sources import mvhumannet
 from flowmimic.sources.common import canonical_rotation
 from raw_fixtures import repo_params
 from test_demo import tiny_params
