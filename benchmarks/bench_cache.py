@@ -1,7 +1,8 @@
-"""Cache-stage throughput on the demo data with 1 and 2 workers, and peak memory.
+"""Cache-stage throughput on real-format data with 1 and 2 workers, and peak memory.
 
 Builds params from the repo's params.yaml with every path redirected into a temp folder, writes the
-demo dataset there (`flowmimic.stages.demo_data`), runs `split`, then times `flowmimic.stages.cache.main`
+demo dataset there in the real formats (`flowmimic.demo.realformat`: full-size MVHumanNet frames,
+~250 KB each, and AIST++ motions of real length, 7-48 s at 60 fps), runs `split`, then times `flowmimic.stages.cache.main`
 from an empty cache folder once per worker count. Each configuration runs in a fresh Python process,
 so the RSS high-water marks (`getrusage` ru_maxrss) belong to that run alone: `main` is the process
 that runs the stage (imports included; with 1 worker it featurises too), `workers` the largest pool
@@ -20,14 +21,13 @@ one line per configuration, e.g.
     speed-up 1.42x | peak RSS main 240 MB (after imports 235 MB), workers 229 MB      (one line)
 
 Each configuration runs `--repeats` times (default 2) and shows its best time; the machine is
-shared, and with 1 worker the stage keeps torch's default intra-op threads, which on a busy 2-core
-machine occasionally runs ~3x slower (`--threads 1` pins them). Writes `benchmarks/results/cache.json`
+shared. Every worker, and the stage's own process with 1 worker, runs `--threads` torch threads
+(`cache.threads_per_worker`, default 1). Target: 2 workers >= 1.8x one worker. Writes `benchmarks/results/cache.json`
 (every run, min/median, load; figures per configuration `x<scale>_w<workers>_...`, and
 `rss_growth_mb`, the largest growth of a peak RSS from the smallest to the largest scale, with its
 target: at most 20 MB, i.e. memory does not grow with the dataset).
 
-Run: python benchmarks/bench_cache.py [--workers 1 2] [--scale 1 4] [--repeats 2] [--threads 0] [--params params.yaml]
-     python benchmarks/bench_cache.py --scale 1 4        # memory stays flat as the demo grows 4x
+Run: python benchmarks/bench_cache.py [--workers 1 2] [--scale 1 2] [--repeats 2] [--threads 1] [--params params.yaml]
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ import _results  # noqa: E402  (imports neither torch nor flowmimic)
 
 REPO = Path(__file__).resolve().parents[1]
 RSS_GROWTH_MAX_MB = 20.0
+SPEEDUP_MIN = 1.8
+AIST_SEQUENCES_PER_DANCER = 1      # of real length (7-48 s): the demo's 9 dancers x 10 genres = 90 at x1
 
 
 def redirected_params(params_file: Path, root: Path, scale: int) -> dict:
@@ -63,7 +65,7 @@ def redirected_params(params_file: Path, root: Path, scale: int) -> dict:
     raw["train"].update(model_path=str(root / "models/motion_vae.pt"), last_path=str(root / "models/last.pt"),
                         live_dir=str(root / "dvclive/train"))
     raw["evaluate"].update(metrics=str(root / "metrics/eval.json"), plots_dir=str(root / "metrics/plots"))
-    raw["demo"]["aist_sequences"] *= scale      # dancer ids are 2 digits: scale sequences per dancer, not dancers
+    raw["demo"]["aist_sequences"] = AIST_SEQUENCES_PER_DANCER * scale      # dancer ids are 2 digits: scale sequences per dancer, not dancers
     raw["demo"]["mvh_performers"] *= scale
     return raw
 
@@ -75,9 +77,6 @@ def _mb(kb: int) -> str:
 def child(params_path: str, threads: int) -> None:
     """Run the cache stage once (in this fresh process) and print one JSON line of figures."""
     import torch
-
-    if threads:
-        torch.set_num_threads(threads)
 
     from flowmimic.cache.catalog import read_index
     from flowmimic.params import load_params
@@ -97,21 +96,26 @@ def child(params_path: str, threads: int) -> None:
         "rss_imports_kb": rss_imports,
         "rss_self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "rss_children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": params.cache.threads_per_worker,
+        "main_threads_after": torch.get_num_threads(),
     }))
 
 
 def prepare(params_path: str) -> None:
     """Write the demo and the splits; print the seconds the demo took as one JSON line."""
     from flowmimic.params import load_params
-    from flowmimic.stages import demo_data, split
+    from flowmimic.demo.realformat import write_real_format
+    from flowmimic.stages import split
 
     params = load_params(params_path)
     t0 = time.perf_counter()
-    demo_data.main(params)
+    write_real_format(params)
     seconds = time.perf_counter() - t0
     split.main(params)
-    print(json.dumps({"seconds": seconds}))
+    mvh = list(Path(params.data.mvh_root).rglob("*.pkl"))
+    aist = list((Path(params.data.aist_root) / "motions").glob("*.pkl"))
+    print(json.dumps({"seconds": seconds, "mvh_files": len(mvh), "mvh_bytes": sum(p.stat().st_size for p in mvh),
+                      "aist_files": len(aist), "aist_bytes": sum(p.stat().st_size for p in aist)}))
 
 
 def in_subprocess(mode: str, raw: dict, path: Path, threads: int = 0) -> dict:
@@ -132,6 +136,7 @@ def run_config(raw: dict, root: Path, workers: int, repeats: int, threads: int) 
         raw = json.loads(json.dumps(raw))
         raw["cache"]["dir"] = str(root / f"cache-w{workers}-r{k}")
         raw["cache"]["workers"] = workers
+        raw["cache"]["threads_per_worker"] = threads
         runs.append(in_subprocess("child", raw, root / f"params-w{workers}-r{k}.yaml", threads))
         shutil.rmtree(raw["cache"]["dir"])
     best = min(runs, key=lambda r: r["seconds"])
@@ -142,11 +147,10 @@ def run_config(raw: dict, root: Path, workers: int, repeats: int, threads: int) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--scale", type=int, nargs="+", default=[1, 4], help="demo size multiplier(s)")
+    ap.add_argument("--scale", type=int, nargs="+", default=[1, 2], help="demo size multiplier(s)")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration; the best time is shown")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads of the stage's main process (0: torch's default, as `flowmimic cache`)")
+    ap.add_argument("--threads", type=int, default=1, help="cache.threads_per_worker (every path of the stage)")
     ap.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/cache.json)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--prepare", help=argparse.SUPPRESS)
@@ -166,7 +170,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="flowmimic-bench-cache-") as tmp:
             root = Path(tmp)
             raw = redirected_params(args.params, root, scale)
-            demo_s = in_subprocess("prepare", raw, root / "params-demo.yaml")["seconds"]
+            prep = in_subprocess("prepare", raw, root / "params-demo.yaml")
+            demo_s = prep["seconds"]
+            raw_bytes = prep["mvh_bytes"] + prep["aist_bytes"]
             base = None
             for workers in args.workers:
                 r = run_config(raw, root, workers, args.repeats, args.threads)
@@ -174,10 +180,11 @@ def main() -> None:
                 base = base or r["seconds"]
                 s = r["seconds"]
                 runs = "/".join(f"{t:.1f}" for t in r["times"])
-                print(f"cache x{scale} workers={workers} ({r['torch_threads']} torch thread(s) in main): "
+                print(f"cache x{scale} workers={workers} ({r['torch_threads']} torch thread(s) per worker): "
                       f"{r['sequences']} seqs ({r['ok']} ok) in {s:.1f} s = {r['sequences'] / s:.2f} seqs/s, "
                       f"{r['feature_frames'] / s:,.0f} feature frames/s ({r['joint_frames'] / s:,.0f} joint frames/s "
                       f"= {r['joint_frames'] / fps / s:.0f}x real time at {fps} fps) | runs {runs} s | "
+                      f"{prep['mvh_files'] / s:,.0f} MVHumanNet frame files/s, {raw_bytes / s / 1e6:,.1f} MB/s read | "
                       f"speed-up {base / s:.2f}x | peak RSS main {_mb(r['rss_self_kb'])} "
                       f"(after imports {_mb(r['rss_imports_kb'])}), workers {_mb(r['rss_children_kb'])}")
                 key = f"x{scale}_w{workers}"
@@ -186,13 +193,20 @@ def main() -> None:
                     f"{key}_sequences": r["sequences"], f"{key}_ok": r["ok"], f"{key}_feature_frames": r["feature_frames"],
                     f"{key}_seconds": round(s, 2), f"{key}_seqs_per_s": round(r["sequences"] / s, 1),
                     f"{key}_feature_frames_per_s": round(r["feature_frames"] / s), f"{key}_speedup": round(base / s, 2),
+                    f"{key}_mvh_files_per_s": round(prep["mvh_files"] / s), f"{key}_mb_read_per_s": round(raw_bytes / s / 1e6, 1),
                     f"{key}_rss_main_mb": round(r["rss_self_kb"] / 1024),
                     f"{key}_rss_workers_mb": round(r["rss_children_kb"] / 1024) if r["rss_children_kb"] else None,
                 })
             print(f"demo x{scale}: {r['feature_frames']:,} feature frames = {r['joint_frames'] / fps / 60:.1f} min "
                   f"of motion; demo generation took {demo_s:.1f} s (not timed above)")
             figures[f"x{scale}_motion_minutes"] = round(r["joint_frames"] / fps / 60, 1)
+            figures.update({f"x{scale}_{k}": v for k, v in prep.items() if k != "seconds"})
     targets = {}
+    if 1 in args.workers and 2 in args.workers:
+        lo = min(args.scale)
+        speedup = figures[f"x{lo}_w1_seconds"] / figures[f"x{lo}_w2_seconds"]
+        figures["speedup_2_workers"] = round(speedup, 2)
+        targets["speedup_2_workers"] = _results.target(speedup, min=SPEEDUP_MIN)
     if len(args.scale) > 1:
         lo, hi = min(args.scale), max(args.scale)
         growth = max(figures[f"x{hi}_w{w}_{k}"] - figures[f"x{lo}_w{w}_{k}"] for w in args.workers

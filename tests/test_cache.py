@@ -172,3 +172,42 @@ def test_sigkill_mid_write_leaves_nothing_dvc_sees_and_keeps_finished_work(tree,
     clean = tree.model_copy(update={"cache": tree.cache.model_copy(update={"dir": str(tmp_path / "clean")})})
     cache.main(clean)
     assert resumed == _dvc_files(tmp_path / "clean") and "index.json" in resumed
+
+
+def _job_noting_threads(job, params, reader_args):
+    """`process_job`, noting the torch thread count it ran with (module level: pool workers unpickle it)."""
+    import torch
+
+    row = feature_cache.process_job(job, params, reader_args)
+    row["notes"] = [f"threads={torch.get_num_threads()}"]
+    return row
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_path_runs_the_configured_thread_count(tree, monkeypatch, workers, threads):
+    import torch
+
+    params = tree.model_copy(update={"cache": tree.cache.model_copy(update={"workers": workers,
+                                                                             "threads_per_worker": threads})})
+    monkeypatch.setattr(cache, "process_job", _job_noting_threads)
+    before = torch.get_num_threads()
+    cache.main(params)
+    assert {n for r in _rows(params).values() for n in r["notes"]} == {f"threads={threads}"}
+    assert torch.get_num_threads() == before              # the in-process path puts the caller's count back
+
+
+def _tree_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_shards_and_merge_give_the_identical_index_and_files_as_one_run(tree):
+    one = tree.model_copy(update={"cache": tree.cache.model_copy(update={"dir": f"{tree.cache.dir}-one"})})
+    cache.main(one)
+    cache.main(tree, shard=(0, 2))
+    cache.main(tree, shard=(1, 2))
+    cache.merge(tree)
+    sharded, single = _tree_files(Path(tree.cache.dir)), _tree_files(Path(one.cache.dir))
+    manifest = feature_cache.manifest_name(None)
+    assert sharded.pop(manifest) and single.pop(manifest)    # machine state (mtimes), outside DVC's hash
+    assert sharded == single and "index.json" in single and len(single) == 1 + 9

@@ -55,6 +55,7 @@ def start_stage(tmp_path: Path, nproc: int) -> tuple[subprocess.Popen, str, Path
     params = make_fake_cache(tmp_path / "run", train=dict(epochs=10**6, val_every_epochs=10**6,
                                                           nproc_per_node=nproc, batch_size=2))
     write_params(params, tmp_path / "params.yaml")
+    (tmp_path / "src").symlink_to(REPO / "src")      # the cmd's PYTHONPATH=src: this checkout's code, not the venv's
     cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["cmd"]
     cmd = cmd.replace("${train.nproc_per_node}", str(nproc))      # the only ${} a train cmd may use
     marker = uuid.uuid4().hex

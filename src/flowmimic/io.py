@@ -5,8 +5,11 @@ Every output FlowMimic writes goes through `atomic_path` (temp file in the same 
 
 Data pickles (AIST++ motions, MVHumanNet per-frame params, SMPL model files) are read with
 `safe_load_pickle`, never `pickle.load`: only numpy arrays, builtin containers/scalars and torch
-tensors may be rebuilt. Torch storages are loaded with ``torch.load(weights_only=True)``; one that
-names a global outside torch's weights-only allow-list is "unsafe" like any other forbidden global.
+tensors may be rebuilt. Torch storages embedded in the legacy archive format (how plain pickling
+stores a tensor, as in MVHumanNet's frames) are read by the C unpickler under an allow-list of
+storage classes (`_load_legacy_storage`); zip-format ones with ``torch.load(weights_only=True)``.
+A storage that names any other global is "unsafe" like any other forbidden global.
+`safe_load_pickle(path, decode=keys)` decodes storages only under the given keys.
 chumpy arrays (in the official SMPL files) and scipy sparse matrices become plain numpy arrays
 without importing chumpy or scipy. Anything else raises `DataError` naming the file and the global.
 """
@@ -22,7 +25,7 @@ import re
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import numpy as np
 
@@ -139,15 +142,80 @@ class _LoaderBug(Exception):
 
 
 _TORCH_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_LEGACY_MAGIC_PICKLE = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."    # pickle.dumps(_LEGACY_MAGIC, protocol=2)
+
+
+def _refused_storage(source: str | Path, name: str) -> DataError:
+    return DataError(source, f"a torch storage in the file tried to load '{name}', which is not plain "
+                     "data (refused: data pickles may hold only arrays and tensors)", "unsafe")
+
+
+# torch's legacy storage archive (what plain pickling of a tensor embeds): five pickles -- magic
+# number, protocol version, system info, the storage as a persistent id ('storage', <dtype>Storage,
+# key, location, numel, view), the list of keys -- then per key an int64 element count and the raw
+# bytes (torch/serialization.py: _legacy_save, Storage._write_file). torch's weights-only loader
+# reads it with a pure-Python unpickler (~100 us a storage, most of a real frame's read time); this
+# reads the same bytes with the C unpickler under the same allow-list: storage classes, plain data.
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+_STORAGE_DTYPES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
+                   "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
+                   "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool"}
+
+
+class _StorageArchiveUnpickler(pickle.Unpickler):
+    """Reads the pickles of one legacy storage archive: builtins and torch storage classes only."""
+
+    def __init__(self, file: Any, source: str | Path) -> None:
+        super().__init__(file, encoding="latin1")
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        if module in ("builtins", "__builtin__") and name in RestrictedUnpickler._BUILTINS:
+            return getattr(__import__("builtins"), name)
+        if module == "collections" and name == "OrderedDict":
+            return OrderedDict
+        raise _refused_storage(self.source, f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and pid[1] in _STORAGE_DTYPES.values()
+                and isinstance(pid[2], str) and isinstance(pid[4], int) and pid[5] is None):
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.80}")
+        return pid
+
+
+def _load_legacy_storage(b: bytes, source: str | Path) -> Any:
+    """The one storage of a legacy archive, as torch's loader returns it (a TypedStorage)."""
+    import torch
+
+    f = io.BytesIO(b)
+    u = _StorageArchiveUnpickler(f, source)
+    if u.load() != _LEGACY_MAGIC or u.load() != _LEGACY_PROTOCOL or not isinstance(u.load(), dict):
+        raise pickle.UnpicklingError("not a torch storage archive")
+    _, dtype_name, key, _, numel, _ = u.load()
+    if u.load() != [key]:
+        raise pickle.UnpicklingError("a storage archive of more than one storage")
+    dtype = getattr(torch, dtype_name)
+    size = int.from_bytes(f.read(8), "little", signed=True)
+    data = f.read(size * dtype.itemsize)
+    if size != numel or len(data) != size * dtype.itemsize or f.read(1):
+        raise pickle.UnpicklingError(f"a storage of {numel} elements holds {len(data)} bytes")
+    untyped = torch.frombuffer(bytearray(data), dtype=torch.uint8).untyped_storage() if data else torch.UntypedStorage()
+    return torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
 
 
 def _storage_loader(source: str | Path) -> Any:
     """`torch.storage._load_from_bytes` for `source`: a storage that would load anything but plain
-    data is "unsafe" (torch's refusal advises retrying with weights_only=False: never, for data)."""
+    data is "unsafe" (torch's refusal advises retrying with weights_only=False: never, for data).
+    Legacy archives are read by `_load_legacy_storage`, zip ones by torch's weights-only loader."""
 
     def load(b: bytes) -> Any:
         import torch
 
+        if isinstance(b, bytes) and b.startswith(_LEGACY_MAGIC_PICKLE):
+            return _load_legacy_storage(b, source)
         try:
             return torch.load(io.BytesIO(b), weights_only=True)
         except pickle.UnpicklingError as e:
@@ -155,8 +223,7 @@ def _storage_loader(source: str | Path) -> Any:
             if refused is None:              # corrupted, not hostile
                 raise DataError(source, "a torch storage in the file is corrupted (torch's weights-only loader "
                                 "cannot parse it)", "unreadable") from None
-            raise DataError(source, f"a torch storage in the file tried to load '{refused[1]}', which is not plain "
-                            "data (refused: data pickles may hold only arrays and tensors)", "unsafe") from None
+            raise _refused_storage(source, refused[1]) from None
 
     return load
 
@@ -287,6 +354,56 @@ class RestrictedUnpickler(pickle.Unpickler):
                         "unsafe")
 
 
+class Undecoded:
+    """A torch storage or tensor of the pickle stream, kept as its arguments and decoded only on request.
+
+    `safe_load_pickle(path, decode=keys)` leaves the values of the other keys as these: their
+    globals were checked like every other global of the stream, but their embedded storage
+    archives are never opened (a hostile one there is never executed, hence harmless).
+    """
+
+    __slots__ = ("fn", "args", "_value", "_done")
+
+    def __init__(self, fn: Any, args: tuple) -> None:
+        self.fn, self.args, self._value, self._done = fn, args, None, False
+
+    def decode(self) -> Any:
+        if not self._done:                   # one storage may back several tensors (pickle memo)
+            self._value = self.fn(*(_decode(a) for a in self.args))
+            self._done = True
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<undecoded {getattr(self.fn, '__name__', 'storage')}>"
+
+
+def _lazy(fn: Any) -> Any:
+    def make(*args: Any) -> Undecoded:
+        return Undecoded(fn, args)
+    return make
+
+
+class _LazyTensorUnpickler(RestrictedUnpickler):
+    """`RestrictedUnpickler` whose torch storages and tensors are `Undecoded` placeholders."""
+
+    def _allowed_global(self, module: str, name: str) -> Any:
+        found = super()._allowed_global(module, name)      # refuses whatever the eager one refuses
+        if module in ("torch.storage", "torch._utils"):
+            return _lazy(found)
+        return found
+
+
+def _decode(obj: Any) -> Any:
+    """`obj` with every `Undecoded` inside it decoded (containers rebuilt, other values as they are)."""
+    if isinstance(obj, Undecoded):
+        return obj.decode()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_decode(v) for v in obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, _decode(v)) for k, v in obj.items())
+    return obj
+
+
 def _densify(obj: Any, source: str | Path) -> Any:
     if isinstance(obj, _ArrayStandIn):
         return obj.to_numpy(source)
@@ -299,8 +416,14 @@ def _densify(obj: Any, source: str | Path) -> Any:
     return obj
 
 
-def safe_load_pickle(path: str | Path) -> Any:
-    """Load a data pickle through `RestrictedUnpickler`; errors are `DataError`s naming `path`."""
+def safe_load_pickle(path: str | Path, decode: Collection[str] | None = None) -> Any:
+    """Load a data pickle through `RestrictedUnpickler`; errors are `DataError`s naming `path`.
+
+    With `decode`, the pickle must hold a dict, and torch storages are decoded only under those
+    keys: the values of the others that are (or hold) tensors stay `Undecoded`. Every global of
+    the stream is checked either way; decoding only what is used makes a real MVHumanNet frame
+    (six embedded storage archives, one of them `joints`) several times cheaper to read.
+    """
     path = Path(path)
     try:
         f = open(path, "rb")
@@ -310,7 +433,13 @@ def safe_load_pickle(path: str | Path) -> Any:
         raise DataError(path, f"cannot open ({e.strerror or e})", "unreadable") from e
     try:
         with f:
-            obj = RestrictedUnpickler(f, path).load()
+            if decode is None:
+                obj = RestrictedUnpickler(f, path).load()
+            else:
+                obj = _LazyTensorUnpickler(f, path).load()
+                if not isinstance(obj, dict):
+                    raise DataError(path, f"expected a dict, got {type(obj).__name__}", "invalid")
+                obj = type(obj)((k, _decode(v) if k in decode else v) for k, v in obj.items())
     except BAD_PICKLE_ERRORS as e:         # truncated or corrupted files (see BAD_PICKLE_ERRORS)
         raise DataError(path, f"unreadable pickle ({type(e).__name__}: {str(e)[:300]})", "unreadable") from e
     return _densify(obj, path)

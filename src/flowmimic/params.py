@@ -178,7 +178,8 @@ class FeatureParams(Section):
 
 class CacheParams(Section):
     dir: str                           # data/cache
-    workers: PosInt                    # process pool size
+    workers: PosInt                    # process pool size (1: the stage's own process does the work)
+    threads_per_worker: PosInt         # torch intra-op threads of each worker (also of the stage's process with 1 worker)
     max_skip_fraction: Fraction        # fail the stage if more sequences than this are skipped
 
 

@@ -9,6 +9,7 @@ unchanged, so killed runs resume and DVC's `persist: true` cache is safe across 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,6 +17,7 @@ import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -169,8 +171,20 @@ def is_reusable(entry: dict | None, fingerprint: str, cache_dir: str | Path) -> 
 # ----------------------------------------------------------------------------- the worker
 
 
-def init_worker() -> None:
-    torch.set_num_threads(1)   # one process per core; intra-op threads would oversubscribe
+def init_worker(threads: int) -> None:
+    """Pool initialiser: `cache.threads_per_worker` torch threads (one process per core; more would oversubscribe)."""
+    torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with `threads` torch intra-op threads (the stage's own process when it has one worker)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def process_job(job: Job, params: Params, reader_args: dict) -> dict:

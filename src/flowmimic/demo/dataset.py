@@ -49,7 +49,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -337,7 +337,7 @@ class DemoSummary:
                 f"{self.bad if n_bad else ''}; written in {self.seconds:.1f} s")
 
 
-def _write_tree(tmp: Path, params: Params) -> DemoSummary:
+def _write_tree(tmp: Path, params: Params, encode_frame: Callable[[dict[str, Any]], bytes]) -> DemoSummary:
     t0 = time.perf_counter()
     data, demo = params.data, params.demo
     if demo.mvh_video_fps / MVH_RELEASE_STRIDE != data.mvh.fps:
@@ -374,7 +374,7 @@ def _write_tree(tmp: Path, params: Params) -> DemoSummary:
         for f, frame in enumerate(seq_frames):
             if f in dropped.get(seq_id, ()):
                 continue
-            write_bytes(tmp / "mvh" / seq_id / "smpl_param" / f"{f * MVH_RELEASE_STRIDE:04d}.pkl", _tensor_pickle(frame))
+            write_bytes(tmp / "mvh" / seq_id / "smpl_param" / f"{f * MVH_RELEASE_STRIDE:04d}.pkl", encode_frame(frame))
             n_files += 1
 
     summary = DemoSummary(
@@ -394,10 +394,14 @@ def _write_tree(tmp: Path, params: Params) -> DemoSummary:
     return summary
 
 
-def write_demo(params: Params, root: str | Path | None = None) -> DemoSummary:
+def write_demo(params: Params, root: str | Path | None = None,
+               encode_frame: Callable[[dict[str, Any]], bytes] | None = None) -> DemoSummary:
     """Write the whole demo dataset to `root` (default `demo.root`), replacing an earlier demo there.
 
-    Deterministic: the same params give byte-identical files. Raises `ConfigError` when the sizes
+    `encode_frame` turns one MVHumanNet frame dict (joints, global_orient, body_pose, betas, transl)
+    into the bytes of its file; default the demo's light, deterministic frames (`demo.realformat`
+    passes its full-size real-format encoder). Deterministic: the same params give byte-identical
+    files (with the default encoder). Raises `ConfigError` when the sizes
     cannot hold the splits or broken items, or when `root` holds something other than a demo.
     """
     root = Path(root if root is not None else params.demo.root)
@@ -409,7 +413,7 @@ def write_demo(params: Params, root: str | Path | None = None) -> DemoSummary:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         with single_thread():
-            summary = _write_tree(tmp, params)
+            summary = _write_tree(tmp, params, encode_frame or _tensor_pickle)
         summary.root = root
         if root.exists():
             old = root.parent / f".{root.name}.old-{os.getpid()}"

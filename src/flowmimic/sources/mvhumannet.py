@@ -8,7 +8,7 @@ One pickle per released frame (every 5th frame of the 25/30 fps video, so about 
 by the number in the file name. Each is a dict of torch tensors: `joints` (1, 45, 3) in metres
 (the first 24 in SMPL order; we use the first 22), `global_orient` (1, 1, 3, 3), `body_pose`
 (1, 23, 3, 3), `betas` (1, 10), `vertices` (1, 6890, 3), `faces`, `transl` (None). Only `joints`
-is read. Holes in the frame numbering are interpolated over when shorter than
+is decoded (see `load_frame_joints`). Holes in the frame numbering are interpolated over when shorter than
 `data.mvh.max_gap_s` (and noted); longer ones skip the sequence.
 """
 
@@ -128,10 +128,12 @@ def frame_files(param_dir: str | Path) -> tuple[list[Path], np.ndarray]:
 
 
 def load_frame_joints(path: str | Path) -> torch.Tensor:
-    """(22, 3) float64 joints of one frame file."""
-    raw = safe_load_pickle(path)
-    if not isinstance(raw, dict):
-        raise DataError(path, f"expected a dict, got {type(raw).__name__}", "invalid")
+    """(22, 3) float64 joints of one frame file.
+
+    Only `joints` is decoded: the frame's other tensors (vertices, pose matrices, ...) are checked
+    for forbidden globals like the rest of the stream but their storages are never opened.
+    """
+    raw = safe_load_pickle(path, decode=("joints",))
     if "joints" not in raw:
         raise DataError(path, f"missing key 'joints' (has: {sorted(map(str, raw))})", "missing_key")
     j = numeric_array(raw["joints"], path, "joints")

@@ -3,7 +3,8 @@
 Writes `<cache.dir>/{aist,mvh}/<id>.npy` (frames, 263) and `<cache.dir>/index.json` (one row per
 sequence of the splits: id, domain, genre, performer, frames, source, status, skip reason; see
 `flowmimic.cache.catalog`). A process pool of `cache.workers` streams the sequences, so memory stays
-bounded by one sequence per worker. Every file is written atomically; the manifest makes a killed
+bounded by one sequence per worker; every worker (and the stage's own process when `cache.workers`
+is 1) runs `cache.threads_per_worker` torch threads. Every file is written atomically; the manifest makes a killed
 run resumable, and a run (or a merge) first deletes the temp files a killed run left (`.dvcignore`
 keeps them out of the output's hash meanwhile). For a cluster, run `flowmimic cache --shard i/N` for
 i = 0..N-1 (a job array: one clone of the repo per job, or one shared folder), then
@@ -16,6 +17,7 @@ end, after writing the index.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import re
@@ -30,7 +32,7 @@ from flowmimic.cache.catalog import INDEX_VERSION, index_path
 from flowmimic.errors import DataError, InternalError
 from flowmimic.cache.jobs import (Job, init_worker, config_fingerprint, is_reusable, job_fingerprint,
                                      list_jobs, manifest_name, process_job, read_manifests, shard_jobs,
-                                     write_manifest)
+                                     torch_threads, write_manifest)
 from flowmimic.io import read_json, remove_temp_files, write_json
 from flowmimic.params import Params
 from flowmimic.sources import aist_reader_args
@@ -59,22 +61,31 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
     mine = {k: manifest[k] for k in rows}            # this run's manifest keeps only its own jobs
     work = partial(process_job, params=params, reader_args=aist_reader_args(params.data))
     last_flush, unsaved = time.monotonic(), 0
-    pool = mp.get_context("fork").Pool(params.cache.workers, init_worker) if params.cache.workers > 1 and todo else None
+    threads = params.cache.threads_per_worker
+    # Forked workers are cheap, but GNU OpenMP is not fork-safe: a child forked after the parent used
+    # torch's thread pool deadlocks in its first multi-threaded op. One thread per worker never
+    # enters OpenMP; more get freshly spawned workers.
+    context = "fork" if threads == 1 else "spawn"
+    pool = (mp.get_context(context).Pool(params.cache.workers, init_worker, (threads,))
+            if params.cache.workers > 1 and todo else None)
+    # the one-worker path works in this process: it gets the workers' thread count too
+    in_process = torch_threads(threads) if pool is None else contextlib.nullcontext()
     try:
-        results = pool.imap_unordered(work, todo, chunksize=1) if pool else map(work, todo)
-        for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
-            key = f"{row['domain']}/{row['id']}"
-            trace = row.pop("traceback", None)
-            if trace is not None:
-                log.error("cache: internal error (a bug, not bad data) on %s:\n%s", key, trace.rstrip())
-            rows[key] = row
-            if row["status"] == "error":
-                continue                             # never saved as done: a re-run retries it
-            mine[key] = {"fingerprint": fingerprints[key], "row": row}
-            unsaved += 1
-            if unsaved >= FLUSH_EVERY_N or time.monotonic() - last_flush > FLUSH_EVERY_S:
-                write_manifest(cache_dir, shard, mine)
-                last_flush, unsaved = time.monotonic(), 0
+        with in_process:
+            results = pool.imap_unordered(work, todo, chunksize=1) if pool else map(work, todo)
+            for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
+                key = f"{row['domain']}/{row['id']}"
+                trace = row.pop("traceback", None)
+                if trace is not None:
+                    log.error("cache: internal error (a bug, not bad data) on %s:\n%s", key, trace.rstrip())
+                rows[key] = row
+                if row["status"] == "error":
+                    continue                             # never saved as done: a re-run retries it
+                mine[key] = {"fingerprint": fingerprints[key], "row": row}
+                unsaved += 1
+                if unsaved >= FLUSH_EVERY_N or time.monotonic() - last_flush > FLUSH_EVERY_S:
+                    write_manifest(cache_dir, shard, mine)
+                    last_flush, unsaved = time.monotonic(), 0
     finally:
         if pool is not None:
             pool.terminate()
