@@ -70,29 +70,37 @@ def test_int_accepted_where_a_float_is_expected():
     assert p.train.lr == 1.0 and isinstance(p.train.lr, float)
 
 
+# train.lr's line as written in params.yaml (the first `  lr:` after `train:`).
+_TEXT = (REPO / "params.yaml").read_text()
+TRAIN_LR = f"  lr: {read_yaml(REPO / 'params.yaml')['train']['lr']}"
+assert _TEXT.find(TRAIN_LR, _TEXT.index("\ntrain:")) >= 0
+
+
 def _load_text(tmp_path, old: str, new: str):
     text = (REPO / "params.yaml").read_text()
     assert old in text
+    start = text.index("\ntrain:") if old.split(":")[0].strip() in RAW["train"] else 0     # the train section's key
+    at = text.index(old, start)
     path = tmp_path / "params.yaml"
-    path.write_text(text.replace(old, new, 1))
+    path.write_text(text[:at] + new + text[at + len(old):])
     return load_params(path)
 
 
 @pytest.mark.parametrize("value, expected", [("1e-3", 0.001), ("1.5E+2", 150.0), ("2", 2.0), (".5", 0.5)])
 def test_yaml_12_floats(tmp_path, value, expected):
     # PyYAML's YAML 1.1 reads `1e-3` (no dot) as a string; DVC writes such values on `exp run -S`
-    assert _load_text(tmp_path, "  lr: 0.001", f"  lr: {value}").train.lr == expected
+    assert _load_text(tmp_path, TRAIN_LR, f"  lr: {value}").train.lr == expected
 
 
 @pytest.mark.parametrize("old, new, message", [
-    ("  lr: 0.001", '  lr: "0.001"', r"train\.lr: Input should be a valid number"),
-    ("  lr: 0.001", "  lr: .inf", r"train\.lr: Input should be a finite number"),
-    ("  lr: 0.001", "  lr: .NaN", r"train\.lr: Input should be a finite number"),
-    ("  epochs: 30", "  epochs: true", r"train\.epochs: Input should be a valid integer"),
+    (TRAIN_LR, '  lr: "0.001"', r"train\.lr: Input should be a valid number"),
+    (TRAIN_LR, "  lr: .inf", r"train\.lr: Input should be a finite number"),
+    (TRAIN_LR, "  lr: .NaN", r"train\.lr: Input should be a finite number"),
+    (f"  epochs: {RAW['train']['epochs']}", "  epochs: true", r"train\.epochs: Input should be a valid integer"),
     ("  style_head: true", "  style_head: yes", r"train\.style_head: Input should be a valid boolean \(got 'yes'\)"),
     ("  style_head: true", "  style_head: 1", r"train\.style_head: Input should be a valid boolean"),
     ("  nproc_per_node: 1", "  nproc_per_node: 0", r"train\.nproc_per_node: Input should be greater than 0"),
-    ("  lr: 0.001", "  lr: 0.001\n  lr: 0.002", r"train\.lr: duplicate key \(lines \d+ and \d+\)"),
+    (TRAIN_LR, "  lr: 0.001\n  lr: 0.002", r"train\.lr: duplicate key \(lines \d+ and \d+\)"),
     ("cache:\n", "cache:\n  workers: 4\n", r"cache\.workers: duplicate key"),
 ])
 def test_file_values_checked_before_work(tmp_path, old, new, message):
