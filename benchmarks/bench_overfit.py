@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _results  # noqa: E402
 
+from flowmimic.body.skeleton import N_JOINTS
 from flowmimic.demo.clips import dance_clips
 from flowmimic.evaluation.metrics import joint_errors
 from flowmimic.features import layout
@@ -38,7 +39,7 @@ from flowmimic.features.normalize import Normalizer
 from flowmimic.model.losses import LossWeights, vae_losses
 from flowmimic.model.vae import MotionVAE, VAEConfig, to_features
 from flowmimic.params import load_params
-from flowmimic.taxonomy import N_DOMAINS, N_GENRES, genre_id
+from flowmimic.taxonomy import GENRES, N_DOMAINS, N_GENRES, genre_id
 
 REPO = Path(__file__).resolve().parents[1]
 # The seed's full configuration (README: "The seed's full model"); its parameter count is tested.
@@ -48,9 +49,10 @@ SEQ_LEN = 120
 
 def demo_windows(n: int, fps: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` dances of SEQ_LEN feature frames (raw 263-D) and their genre ids."""
-    clips = dance_clips(n, SEQ_LEN + 1, fps=fps, seed=seed)
-    feats = joints_to_features(clips.joints)                                      # (n, SEQ_LEN, 263)
-    genres = torch.tensor([genre_id(g) for g in clips.genres])
+    codes = [GENRES[i % len(GENRES)] for i in range(n)]
+    clips = dance_clips(n, SEQ_LEN + 1, fps=fps, seed=seed, genres=codes)
+    feats = joints_to_features(clips.joints[..., :N_JOINTS, :])                   # (n, SEQ_LEN, 263)
+    genres = torch.tensor([genre_id(g) for g in codes])
     return feats.float(), genres
 
 
