@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 CURVE = "dvclive/train/plots/metrics/val/mpjpe_root_aligned_mm.tsv"
+EXP_SHOW_KEEP = (r"Experiment|train\.(d_model|n_layers|dropout|d_z|w_joints|epochs|seed)$"
+                 r"|^val\.overall\.(mpjpe_mm|mpjpe_root_aligned_mm|pa_mpjpe_mm)$")
 PARAMS = ("d_model", "n_layers", "dropout", "d_z", "lr", "batch_size", "epochs", "w_joints", "kl_weight",
           "seed", "seq_len")
 
@@ -104,7 +106,9 @@ def main() -> None:
     (DOCS / "recipe_sweep_table.md").write_text(
         "<!-- written by scripts/recipe_report.py; see docs/recipe_sweep.md -->\n\n"
         "### Every configuration (one seed), sorted by val root-aligned MPJPE\n\n" + table(exps)
-        + "\n\n### The best configurations over 3 seeds (mean ± sd)\n\n" + seed_rows(exps) + "\n")
+        + "\n\n### The best configurations over 3 seeds (mean ± sd)\n\n" + seed_rows(exps)
+        + "\n\n### `dvc exp show --md`, trimmed (workspace row: the committed params before the run)\n\n"
+        + run("dvc", "exp", "show", "--rev", args.baseline, "--md", "--drop", ".*", "--keep", EXP_SHOW_KEEP) + "\n")
     print(f"wrote {DOCS / 'recipe_sweep_table.md'} and {curves}/ ({len(exps)} experiments)")
 
 
