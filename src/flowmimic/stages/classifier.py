@@ -11,13 +11,13 @@ Writes `classifier.model_path` (the frozen model with its input normalisation) a
 (rows true genre, columns predicted), and per-genre accuracy for genres with at least
 `motion_metrics.MIN_WINDOWS_PER_GENRE` windows (others: window counts only).
 
-Not yet a DVC stage: it needs the AIST++ test split (`EVAL_SPLIT`), which the split stage does not
-write yet.
+Under `classifier.plots_dir`, `confusion.json`: the test confusion matrix as a DVC plot.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from flowmimic.model.classifier import (ClassifierConfig, ClassifierTraining, sa
                                         train_classifier)
 from flowmimic.motion_metrics import MIN_WINDOWS_PER_GENRE, bootstrap_mean
 from flowmimic.params import Params
-from flowmimic.taxonomy import GENRES
+from flowmimic.taxonomy import GENRE_NAMES, GENRES
 from flowmimic.training.windows import MotionWindows, validation_keys
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,10 @@ def main(params: Params) -> dict:
         log.info("classifier: test accuracy %.3f [%.3f, %.3f] on %d windows", scores.accuracy, lo, hi, scores.windows)
     else:
         log.warning("classifier: no %s sequences: the classifier is saved unscored", EVAL_SPLIT)
+    if test_seqs:
+        write_json(Path(p.plots_dir) / "confusion.json",
+                   [{"actual": GENRE_NAMES[t], "predicted": GENRE_NAMES[q]} for t in range(len(GENRES))
+                    for q in range(len(GENRES)) for _ in range(int(scores.confusion[t, q]))])
     save_classifier(p.model_path, model, extra={"metrics": {k: v for k, v in metrics.items() if k != "confusion"
                                                             and k != "per_genre"}})
     write_json(p.metrics, metrics)
