@@ -74,6 +74,9 @@ def test_generate_stage_counts_and_writes_everything(trained):
     confusion = json.loads((Path(trained.generate.plots_dir) / "transfer_confusion.json").read_text())
     assert len(confusion) == n_transfer
     assert (Path(trained.generate.plots_dir) / "transfer_grid.gif").stat().st_size > 0
+    grid = np.load(trained.generate.grid)
+    assert grid["joints"].shape == (1 + len(trained.generate.gif_genres), 4, 22, 3)
+    assert list(grid["labels"]) == ["MVHumanNet source", "as Krump", "as Break", "as Waack"]
 
 
 def test_generate_follows_the_label_it_decoded_with(trained, monkeypatch):

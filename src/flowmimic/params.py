@@ -315,6 +315,7 @@ class GenerateParams(Section):
     gif_fps: PosInt
     metrics: str                       # metrics/generate.json
     plots_dir: str                     # grid GIF, transfer confusion
+    grid: str                          # the grid GIF's joints (.npz, committed): the README picture's source
 
     @field_validator("gif_genres")
     @classmethod

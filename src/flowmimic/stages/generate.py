@@ -21,8 +21,9 @@ FID_k / FID_g / Div_k / Div_g (`motion_metrics`, z-scored by the real test windo
 for every set; 95 % bootstrap intervals over windows on pooled figures; per-genre figures only for
 genres with at least `motion_metrics.MIN_WINDOWS_PER_GENRE` windows (counts otherwise).
 
-Writes `generate.metrics` (DVC metrics) and, under `generate.plots_dir`, `transfer_grid.gif` (the first
-MVHumanNet test sequence and its transfers to `generate.gif_genres`) and `transfer_confusion.json`.
+Writes `generate.metrics` (DVC metrics); under `generate.plots_dir`, `transfer_grid.gif` (the first
+MVHumanNet test sequence and its transfers to `generate.gif_genres`) and `transfer_confusion.json`;
+and `generate.grid`, the GIF's joints (`scripts/render_transfer.py` draws the README's picture from it).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from flowmimic.evaluation.generated import (WindowSet, content_kept, distributio
 from flowmimic.evaluation.reconstruct import evaluation_keys
 from flowmimic.generation.checkpoint import load_generation_model
 from flowmimic.generation.core import decode_latents, encode_features, sample
-from flowmimic.io import write_json
+from flowmimic.io import save_npz, write_json
 from flowmimic.model.classifier import load_classifier
 from flowmimic.motion_metrics import MIN_WINDOWS_PER_GENRE, diversity, zscore_by_real
 from flowmimic.params import Params
@@ -185,5 +186,7 @@ def _write_plots(plots_dir: Path, p, seq: CachedSequence, transfers: torch.Tenso
     genres = [parse_genre(g) for g in p.gif_genres]
     panels = [(features_to_joints(source).numpy(), "MVHumanNet source")]
     panels += [(features_to_joints(transfers[g - 1, : p.gif_frames]).numpy(), f"as {genre_name(g)}") for g in genres]
+    save_npz(p.grid, joints=np.stack([j for j, _ in panels]).astype(np.float32),
+             labels=np.array([label for _, label in panels]), source=np.array(seq.id))
     animate_panels(panels, plots_dir / "transfer_grid.gif", fps=p.gif_fps,
                    title=f"{seq.id}: transferred to three AIST++ genres")
