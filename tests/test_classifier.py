@@ -151,7 +151,8 @@ def test_classifier_stage_trains_on_aist_train_only_and_scores_the_eval_split(tm
     train = usable_sequences(*paths, "train", domains=("aist",))
     val = usable_sequences(*paths, "val", domains=("aist",))
     assert metrics["train_sequences"] == len(train) and metrics["train_windows"] == 3 * len(train)
-    assert metrics["test_windows"] == sum(-(-s.frames // 8) for s in val)
+    assert metrics["test_windows"] == sum(s.frames // 8 for s in val)                 # full windows only
+    assert metrics["too_short_for_window"] == sum(s.frames < 8 for s in val) > 0
     assert sum(map(sum, metrics["confusion"]["counts"])) == metrics["test_windows"]
     lo, hi = metrics["accuracy_ci95"]
     assert lo <= metrics["accuracy"] <= hi
