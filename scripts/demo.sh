@@ -38,6 +38,8 @@ Where things are:
   metrics/data.json         data report (counts, skips and their reasons, hours)
   metrics/eval.json         evaluation on the test split (and val): MPJPE, PA-MPJPE, ACCL, contacts, style, losses + intervals
   metrics/plots/            per-genre MPJPE, style confusion matrix, GT-vs-reconstruction GIFs
+  metrics/classifier.json   the independent genre classifier on real AIST++ test windows (+ confusion plot)
+  metrics/generate.json     transfers, samples, label-matters check judged by it; metrics/generate/ grid GIF
   dvclive/train/            training curves (metrics.json, plots/)
   models/motion_vae.pt      best checkpoint (models/last.pt: resumable state)
 Render every plot to HTML:  .venv/bin/dvc plots show   (then open dvc_plots/index.html)

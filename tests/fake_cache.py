@@ -119,6 +119,10 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_tes
                         last_path=str(root / "models/last.pt"), live_dir=str(root / "dvclive/train"))
     raw["train"].update(train or {})
     raw["evaluate"].update(metrics=str(root / "metrics/eval.json"), plots_dir=str(root / "metrics/plots"))
+    raw["classifier"].update(model_path=str(root / "models/genre_classifier.pt"),
+                             metrics=str(root / "metrics/classifier.json"), plots_dir=str(root / "metrics/classifier"))
+    raw["generate"].update(metrics=str(root / "metrics/generate.json"), plots_dir=str(root / "metrics/generate"),
+                           grid=str(root / "metrics/transfer_grid.npz"))
     return params_from_dict(raw, source=root / "params.yaml")
 
 

@@ -142,19 +142,23 @@ def test_classifier_stage_trains_on_aist_train_only_and_scores_the_eval_split(tm
 
     params = make_fake_cache(tmp_path)
     tiny = dict(d_model=16, n_layers=1, n_heads=2, seq_len=8, windows_per_sequence=3, epochs=2, batch_size=8,
-                device="cpu", model_path=str(tmp_path / "models/clf.pt"), metrics=str(tmp_path / "metrics/clf.json"))
+                device="cpu")
     params = params.model_copy(update={"classifier": params.classifier.model_copy(update=tiny)})
-    monkeypatch.setattr(stage, "EVAL_SPLIT", "val")          # the test split is not written yet
+    monkeypatch.setattr(stage, "EVAL_SPLIT", "val")          # scored on val here: any split works
     metrics = stage.main(params)
 
     paths = (params.cache.dir, params.split.dir, params.validate_.dir)
     train = usable_sequences(*paths, "train", domains=("aist",))
     val = usable_sequences(*paths, "val", domains=("aist",))
     assert metrics["train_sequences"] == len(train) and metrics["train_windows"] == 3 * len(train)
-    assert metrics["test_windows"] == sum(-(-s.frames // 8) for s in val)
+    assert metrics["test_windows"] == sum(s.frames // 8 for s in val)                 # full windows only
+    assert metrics["too_short_for_window"] == sum(s.frames < 8 for s in val) > 0
     assert sum(map(sum, metrics["confusion"]["counts"])) == metrics["test_windows"]
     lo, hi = metrics["accuracy_ci95"]
     assert lo <= metrics["accuracy"] <= hi
     assert all(set(v) == {"windows"} for v in metrics["per_genre"].values())   # all under the minimum count
     assert json.loads(Path(params.classifier.metrics).read_text()) == metrics
     assert load_classifier(params.classifier.model_path).config.d_model == 16
+    plot = json.loads((Path(params.classifier.plots_dir) / "confusion.json").read_text())
+    assert len(plot) == metrics["test_windows"]                # one record per scored window (DVC confusion)
+    assert sum(r["actual"] == r["predicted"] for r in plot) == metrics["correct"]

@@ -22,7 +22,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-ALL_STAGES = ["demo_data", "split", "cache", "validate", "stats", "train", "evaluate"]
+ALL_STAGES = ["demo_data", "split", "cache", "validate", "stats", "train", "evaluate", "classifier", "generate"]
 TINY = {
     "demo": {"aist_dancers": 3, "aist_val_dancers": 1, "aist_test_dancers": 1, "aist_sequences": 1,
              "aist_seconds": [3, 4], "mvh_performers": 8, "mvh_outfits": 1, "mvh_seconds": [4, 5]},
@@ -32,6 +32,8 @@ TINY = {
     "train": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_z": 8, "seq_len": 16, "batch_size": 8, "epochs": 2,
               "windows_per_sequence": 1, "warmup_steps": 2, "kl_warmup_steps": 4, "val_every_epochs": 1},
     "evaluate": {"gif_frames": 4, "window_frames": 32, "bootstrap": 100},
+    "classifier": {"d_model": 16, "n_layers": 1, "n_heads": 2, "seq_len": 32, "windows_per_sequence": 2, "epochs": 2},
+    "generate": {"samples_per_genre": 2, "label_windows_per_genre": 1, "bootstrap": 20, "gif_frames": 4},
 }
 
 
@@ -100,8 +102,10 @@ def test_two_runs_from_scratch_give_identical_dvc_lock(tmp_path):
 
 def test_repro_then_nothing_to_do(repo):
     out = run("dvc repro", repo)
-    assert stages_run(out) == ALL_STAGES
+    assert sorted(stages_run(out)) == sorted(ALL_STAGES)
     for f in ("metrics/data.json", "metrics/eval.json", "dvclive/train/metrics.json", "models/motion_vae.pt",
+              "metrics/classifier.json", "metrics/generate.json", "metrics/generate/transfer_grid.gif",
+              "metrics/transfer_grid.npz", "models/genre_classifier.pt",
               "metrics/plots/per_genre_mpjpe.json", "metrics/plots/recon_mvh.gif", "data/stats/mean_std_263_train.npz"):
         assert (repo / f).is_file(), f
     data = json.loads((repo / "metrics/data.json").read_text())
@@ -120,9 +124,12 @@ def test_repro_then_nothing_to_do(repo):
 
 def test_param_changes_rerun_exactly_the_dependent_stages(repo):
     set_params(repo, {"stats": {"group_std": True}})
-    assert stages_run(run("dvc repro", repo)) == ["stats", "train", "evaluate"]
+    assert sorted(stages_run(run("dvc repro", repo))) == ["evaluate", "generate", "stats", "train"]
+    set_params(repo, {"generate": {"guidance": 2.0}})
+    assert stages_run(run("dvc repro", repo)) == ["generate"]
     set_params(repo, {"features": {"feet_threshold": 0.003}})
-    assert stages_run(run("dvc repro", repo)) == ["cache", "validate", "stats", "train", "evaluate"]
+    assert sorted(stages_run(run("dvc repro", repo))) == sorted(["cache", "validate", "stats", "train", "evaluate",
+                                                                 "classifier", "generate"])
     run("git add -A && git commit -qm 'param changes'", repo)
 
 

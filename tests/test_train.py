@@ -53,7 +53,8 @@ def test_train_end_to_end_writes_checkpoints_and_dvclive(tmp_path):
     assert last["train_params"]["d_model"] == 16 and set(last["best_model"]) == set(last["model"])
     summary = json.loads((Path(params.train.live_dir) / "metrics.json").read_text())
     assert summary["step"] == 18
-    assert set(summary["train"]) == {"recon", "contact", "kl", "kl_weight", "smooth", "style", "joints", "total", "lr"}
+    assert set(summary["train"]) == {"recon", "contact", "kl", "kl_weight", "smooth", "style", "joints", "genre_adv",
+                                     "total", "lr"}
     assert summary["val"]["epoch"] == 3 and summary["val"]["total"] > 0
     assert summary["val"]["mpjpe_mm"] >= summary["val"]["mpjpe_root_aligned_mm"] * 0.2 > 0   # joint errors logged
     assert len(tsv(params, "train/total").splitlines()) == 1 + 18            # every step (log_every 1)

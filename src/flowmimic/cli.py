@@ -27,6 +27,10 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "train": ("flowmimic.training.launch", "main",
               "train the motion VAE (in-process; DDP workers via torchrun when train.nproc_per_node > 1)"),
     "evaluate": ("flowmimic.stages.evaluate", "main", "metrics with intervals, plots: test split (and val)"),
+    "classifier": ("flowmimic.stages.classifier", "main",
+                   "train the independent genre classifier on real AIST++ train windows, score it on test"),
+    "generate": ("flowmimic.stages.generate", "main",
+                 "transfers, prior samples and the label-matters check, judged by the classifier on test"),
 }
 
 
@@ -120,6 +124,11 @@ def _add_generation_commands(sub) -> None:
         p.add_argument("--canonical", action="store_true",
                        help="keep the canonical frame and one frame fewer (do not put the output back)")
 
+    def guidance(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--guidance", type=float, default=1.0,
+                       help="classifier-free guidance over the genre label (default 1: plain decoding; > 1 "
+                       "for models trained with train.cond_dropout > 0)")
+
     kw = dict(formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_GENERATION_EPILOG)
     p = sub.add_parser("reconstruct", help="round-trip a motion through the VAE", **kw)
     with_input(p)
@@ -133,6 +142,7 @@ def _add_generation_commands(sub) -> None:
     p.add_argument("--domain", choices=("aist", "mvh"), default="aist", help="target domain (default: aist)")
     p.add_argument("--source-domain", choices=("aist", "mvh"), default=None,
                    help="capture domain of IN (default: from its kind; a .npy counts as aist)")
+    guidance(p)
     common(p)
     p = sub.add_parser("sample", help="decode motions from latents drawn from the VAE prior", **kw)
     p.add_argument("output", type=Path, metavar="OUT")
@@ -141,6 +151,7 @@ def _add_generation_commands(sub) -> None:
     p.add_argument("--seconds", type=float, required=True, help="length of each motion")
     p.add_argument("-n", type=int, default=1, help="number of motions (n > 1 writes OUT_000.ext, ...)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prior's latents (default: 0)")
+    guidance(p)
     common(p)
 
 
@@ -170,10 +181,12 @@ def _run_generation(args: argparse.Namespace) -> int:
         title = f"reconstruction of {args.input.name}"
     elif args.command == "transfer":
         motions = [core.transfer(args.input, model, params, args.genre, args.domain, fps=args.fps,
-                                 source_domain=args.source_domain, canonical=args.canonical)]
+                                 source_domain=args.source_domain, canonical=args.canonical,
+                                 guidance=args.guidance)]
         title = f"{args.input.name} as {genre_name(motions[0].genre_id)}"
     else:
-        motions = core.sample(model, params, args.genre, args.domain, seconds=args.seconds, n=args.n, seed=args.seed)
+        motions = core.sample(model, params, args.genre, args.domain, seconds=args.seconds, n=args.n, seed=args.seed,
+                              guidance=args.guidance)
         title = f"sample: {genre_name(motions[0].genre_id)}"
     for path in outputs.write_motions(args.output, motions, params, title):
         print(f"wrote {path}")

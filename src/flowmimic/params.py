@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from flowmimic.errors import ConfigError
+from flowmimic.taxonomy import parse_genre
 
 DEFAULT_PARAMS = "params.yaml"
 
@@ -241,6 +242,8 @@ class TrainParams(Section):
     w_smooth: NonNegFloat
     w_style: NonNegFloat
     w_joints: NonNegFloat              # joint-position loss (metres); 0 keeps the seed's loss
+    w_genre_adv: NonNegFloat           # adversarial genre critic on z (gradient reversal); 0 = off, the seed's
+    cond_dropout: Annotated[float, Field(ge=0, lt=1)]   # share of decoder genre labels nulled; 0 = off
     kl_weight: NonNegFloat             # final KL weight after warm-up
     kl_warmup_steps: NonNegInt
     # bookkeeping
@@ -290,6 +293,7 @@ class ClassifierParams(Section):
     min_std: PosFloat                  # floor of the input std fitted on the training windows
     model_path: str
     metrics: str
+    plots_dir: str                     # the test confusion matrix (DVC plot)
 
     @model_validator(mode="after")
     def _heads(self) -> "ClassifierParams":
@@ -297,6 +301,29 @@ class ClassifierParams(Section):
             raise ValueError(f"classifier.d_model ({self.d_model}) must be divisible by classifier.n_heads "
                              f"({self.n_heads}) into even head sizes")
         return self
+
+
+class GenerateParams(Section):
+    """The generate stage: transfers, prior samples and the label-matters check, judged on the test split."""
+
+    seed: NonNegInt                    # sample latents, picks of windows, bootstrap
+    guidance: NonNegFloat              # classifier-free guidance over the genre label; 1 = plain decoding
+    samples_per_genre: PosInt          # prior samples (one judging window each) per genre
+    label_windows_per_genre: PosInt    # AIST++ test windows per genre re-decoded with every other label
+    bootstrap: NonNegInt               # resamples for the 95 % intervals; 0: none
+    gif_genres: Annotated[list[str], Field(min_length=1, max_length=5)]   # genres of the grid GIF's transfers
+    gif_frames: PosInt
+    gif_fps: PosInt
+    metrics: str                       # metrics/generate.json
+    plots_dir: str                     # grid GIF, transfer confusion
+    grid: str                          # the grid GIF's joints (.npz, committed): the README picture's source
+
+    @field_validator("gif_genres")
+    @classmethod
+    def _genres(cls, v: list[str]) -> list[str]:
+        for g in v:
+            parse_genre(g)             # ValueError listing the valid genres
+        return v
 
 
 class Params(Section):
@@ -310,6 +337,7 @@ class Params(Section):
     train: TrainParams
     evaluate: EvaluateParams
     classifier: ClassifierParams
+    generate: GenerateParams
 
     # `validate` would shadow a BaseModel method, so the attribute is `validate_`.
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True, allow_inf_nan=False)

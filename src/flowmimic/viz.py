@@ -249,6 +249,12 @@ def animate_comparison(gt: Any, recon: Any, out_gif: str | Path, fps: float, tit
              title, dpi)
 
 
+def animate_panels(panels: Sequence[tuple[Any, str]], out_gif: str | Path, fps: float, title: str | None = None,
+                   dpi: float = 60) -> None:
+    """Stick-figure GIF of several (T, 22, 3) sequences side by side, labelled (the shortest length is used)."""
+    _animate([(_as_joints(j, label), label) for j, label in panels], out_gif, fps, title, dpi)
+
+
 def animate_sequence(joints: Any, out_gif: str | Path, fps: float, title: str | None = None,
                      dpi: float = 60) -> None:
     """Stick-figure GIF of one (T, 22, 3) sequence."""

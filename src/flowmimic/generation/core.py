@@ -15,6 +15,7 @@ where its input was (`flowmimic.generation.placement`) unless `canonical=True`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,11 +73,20 @@ def _ids(value: int, n: int, device: torch.device) -> Tensor:
     return torch.full((n,), value, dtype=torch.long, device=device)
 
 
-def decode_latents(gm: GenerationModel, z: Tensor, domain: str, genre_id: int) -> Tensor:
-    """Latents (B, N, Z) -> raw 263-D features (B, N, 263) on the CPU, contacts thresholded to 0/1."""
+def decode_latents(gm: GenerationModel, z: Tensor, domain: str, genre_id: int | Sequence[int],
+                   guidance: float = 1.0) -> Tensor:
+    """Latents (B, N, Z) -> raw 263-D features (B, N, 263) on the CPU, contacts thresholded to 0/1.
+
+    `genre_id`: one id for the whole batch or B ids; `guidance`: classifier-free guidance scale over
+    the genre label (1 = plain decoding; see `model.genre_control`).
+    """
     b = z.shape[0]
+    genres = (_ids(genre_id, b, gm.device) if isinstance(genre_id, int)
+              else torch.as_tensor(list(genre_id), dtype=torch.long, device=gm.device))
+    if genres.shape != (b,):
+        raise ValueError(f"need one genre id or {b}, got {genres.shape[0]}")
     out = decode_sequence(gm.model, z.to(gm.device), _ids(DOMAINS.index(domain), b, gm.device),
-                          _ids(genre_id, b, gm.device), gm.window, overlap_of(gm.window))
+                          genres, gm.window, overlap_of(gm.window), guidance)
     feats = gm.normalizer.denormalize(to_features(out.float())).cpu()                 # (B, N, 263)
     feats[..., layout.CONTACTS] = (feats[..., layout.CONTACTS] > 0.5).to(feats.dtype)
     if not bool(torch.isfinite(feats).all()):
@@ -84,11 +94,16 @@ def decode_latents(gm: GenerationModel, z: Tensor, domain: str, genre_id: int) -
     return feats
 
 
+def encode_features(gm: GenerationModel, features: Tensor, domain: str) -> Tensor:
+    """Raw features (B, N, 263) of one domain -> blended per-frame posterior means (B, N, Z) on the model's device."""
+    x = gm.normalizer.normalize(features).to(gm.device)                               # (B, N, 263)
+    return encode_sequence(gm.model, x, _ids(DOMAINS.index(domain), x.shape[0], gm.device), gm.window,
+                           overlap_of(gm.window))
+
+
 def encode_input(gm: GenerationModel, motion: MotionInput) -> Tensor:
     """An input's features -> its blended per-frame posterior means (1, N, Z) on the model's device."""
-    x = gm.normalizer.normalize(motion.features)[None].to(gm.device)                  # (1, N, 263)
-    return encode_sequence(gm.model, x, _ids(DOMAINS.index(motion.domain), 1, gm.device), gm.window,
-                           overlap_of(gm.window))
+    return encode_features(gm, motion.features[None], motion.domain)
 
 
 def _finish(gm: GenerationModel, feats: Tensor, motion: MotionInput, domain: str, genre_id: int,
@@ -129,7 +144,7 @@ def reconstruct(input: str | Path | MotionInput, checkpoint: str | Path | Genera
 
 def transfer(input: str | Path | MotionInput, checkpoint: str | Path | GenerationModel, params: Params,
              genre: int | str, domain: str = "aist", *, source_domain: str | None = None, fps: float | None = None,
-             canonical: bool = False, device: str | torch.device = "cpu") -> GeneratedMotion:
+             canonical: bool = False, guidance: float = 1.0, device: str | torch.device = "cpu") -> GeneratedMotion:
     """Re-render IN in another genre: encode with its own (source) domain, decode with `domain` + `genre`.
 
     Args:
@@ -137,21 +152,25 @@ def transfer(input: str | Path | MotionInput, checkpoint: str | Path | Generatio
         domain: target domain, "aist" by default (the genres are AIST++'s: the model only saw
             genre labels together with the AIST++ domain).
         source_domain: override of the domain inferred from the input's kind.
+        guidance: classifier-free guidance scale over the genre label (1 = plain decoding; > 1
+            needs a model trained with `train.cond_dropout` > 0 to mean anything).
         Others as in `reconstruct`.
     """
     gid, target = _genre(genre), _domain(domain)
     gm = _as_model(checkpoint, device)
     motion = _load_input(input, params, fps, source_domain)
-    feats = decode_latents(gm, encode_input(gm, motion), target, gid)[0]
+    feats = decode_latents(gm, encode_input(gm, motion), target, gid, guidance)[0]
     return _finish(gm, feats, motion, target, gid, canonical)
 
 
 def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int | str, domain: str = "aist", *,
-           seconds: float, n: int = 1, seed: int = 0, device: str | torch.device = "cpu") -> list[GeneratedMotion]:
+           seconds: float, n: int = 1, seed: int = 0, guidance: float = 1.0,
+           device: str | torch.device = "cpu") -> list[GeneratedMotion]:
     """`n` motions of `seconds` at data.fps decoded from latents drawn from the prior N(0, I).
 
     The latents are drawn on the CPU from a generator seeded with `seed`, so a seed gives the same
-    motions on any device. Samples have no input, so they stay in the canonical frame.
+    motions on any device. Samples have no input, so they stay in the canonical frame. `guidance`
+    as in `transfer`.
     """
     gid, target = _genre(genre), _domain(domain)
     fps = float(params.data.fps)
@@ -163,7 +182,7 @@ def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int 
     gm = _as_model(checkpoint, device)
     g = torch.Generator().manual_seed(int(seed))
     z = torch.randn((n, frames, gm.model.config.d_z), generator=g)                   # (n, N, Z)
-    feats = decode_latents(gm, z, target, gid)                                        # (n, N, 263)
+    feats = decode_latents(gm, z, target, gid, guidance)                              # (n, N, 263)
     return [GeneratedMotion(joints=features_to_joints(f).numpy().astype(np.float32),
                             features=f.numpy().astype(np.float32), fps=fps, domain=target, genre_id=gid,
                             source=PRIOR_SOURCE, checkpoint_sha256=gm.sha256, canonical=True) for f in feats]

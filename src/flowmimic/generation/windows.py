@@ -32,6 +32,7 @@ import math
 import torch
 from torch import Tensor
 
+from flowmimic.model.genre_control import guided_decode
 from flowmimic.model.vae import MotionVAE
 
 MAX_WINDOWS_PER_BATCH = 256     # bounds memory on long inputs; results do not depend on it
@@ -116,13 +117,21 @@ def encode_sequence(model: MotionVAE, x: Tensor, domain: Tensor, window: int, ov
 
 
 @torch.no_grad()
-def decode_sequence(model: MotionVAE, z: Tensor, domain: Tensor, genre: Tensor, window: int, overlap: int) -> Tensor:
-    """Latents (B, N, Z), domain/genre ids (B,) -> blended decoder output (B, N, 263), contacts as logits."""
+def decode_sequence(model: MotionVAE, z: Tensor, domain: Tensor, genre: Tensor, window: int, overlap: int,
+                    guidance: float = 1.0) -> Tensor:
+    """Latents (B, N, Z), domain/genre ids (B,) -> blended decoder output (B, N, 263), contacts as logits.
+
+    `guidance` != 1 decodes each window with classifier-free guidance over the genre label
+    (`model.genre_control.guided_decode`); 1 is plain decoding.
+    """
     b, n, _ = z.shape
     length = min(window, n)
     starts = window_starts(n, length, overlap)
     zw = split_windows(z, starts, length).flatten(0, 1)                                      # (B*W, L, Z)
     dom, gen = domain.repeat_interleave(len(starts)), genre.repeat_interleave(len(starts))
     mask = torch.ones(zw.shape[:2], dtype=torch.bool, device=z.device)
-    out = _batched(model.decode, zw, mask, dom, gen)                                         # (B*W, L, 263)
+    def decode(zi: Tensor, mi: Tensor, di: Tensor, gi: Tensor) -> Tensor:
+        return guided_decode(model.decode, zi, mi, di, gi, guidance)
+
+    out = _batched(decode, zw, mask, dom, gen)                                               # (B*W, L, 263)
     return overlap_add(out.unflatten(0, (b, len(starts))), starts, n, overlap)

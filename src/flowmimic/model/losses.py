@@ -16,6 +16,11 @@ All terms are masked means over real frames (mask (B, T) bool, True = real), com
            scale, hence the `denormalize` argument; computed only when `w_joints` > 0 (else 0).
   total    w_recon * recon + w_contact * contact + kl_weight * kl + w_smooth * smooth + w_style * style
            + w_joints * joints
+  genre_adv  cross-entropy of the adversarial genre critic on mu (`model.genre_control`; 0 without a
+           critic). NOT in `total`: `total` is the VAE's objective, which validation compares across
+           epochs to pick the best model, and a model whose encoder hides the genre well has a HIGH
+           critic loss. What training minimises is `training_objective` = total + w_genre_adv * genre_adv
+           (the critic descends on it, the encoder ascends through the gradient reversal).
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from torch import Tensor
 
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints
+from flowmimic.model.genre_control import adversarial_genre_loss
 from flowmimic.model.vae import VAEOutput
 
-LOSS_PARTS: tuple[str, ...] = ("recon", "contact", "kl", "kl_weight", "smooth", "style", "joints", "total")
+LOSS_PARTS: tuple[str, ...] = ("recon", "contact", "kl", "kl_weight", "smooth", "style", "joints", "genre_adv",
+                               "total")
 
 
 @dataclass(frozen=True)
@@ -44,12 +51,15 @@ class LossWeights:
     w_joints: float           # 0 keeps the seed's loss (no joint-position term)
     kl_weight: float          # final KL weight, reached after kl_warmup_steps
     kl_warmup_steps: int
+    w_genre_adv: float = 0.0  # adversarial genre critic on z; 0 (off) keeps the seed's loss
+
 
     @classmethod
     def from_train_params(cls, p) -> "LossWeights":
         """From the `train` section of params.yaml (`flowmimic.params.TrainParams`)."""
         return cls(w_recon=p.w_recon, w_contact=p.w_contact, w_smooth=p.w_smooth, w_style=p.w_style,
-                   w_joints=p.w_joints, kl_weight=p.kl_weight, kl_warmup_steps=p.kl_warmup_steps)
+                   w_joints=p.w_joints, kl_weight=p.kl_weight, kl_warmup_steps=p.kl_warmup_steps,
+                   w_genre_adv=getattr(p, "w_genre_adv", 0.0))   # train params of older checkpoints lack it
 
 
 def kl_weight_at(step: int, weights: LossWeights) -> float:
@@ -63,6 +73,13 @@ def weighted_total(parts: Mapping[str, Any], weights: LossWeights, kl_weight: fl
     """The training objective from its parts (tensors, floats or arrays alike): see the module docstring."""
     return (weights.w_recon * parts["recon"] + weights.w_contact * parts["contact"] + kl_weight * parts["kl"]
             + weights.w_smooth * parts["smooth"] + weights.w_style * parts["style"] + weights.w_joints * parts["joints"])
+
+
+def training_objective(losses: Mapping[str, Tensor], weights: LossWeights) -> Tensor:
+    """What the optimiser minimises: `total` plus the adversarial critic's term (see the module docstring)."""
+    if weights.w_genre_adv > 0:
+        return losses["total"] + weights.w_genre_adv * losses["genre_adv"]
+    return losses["total"]
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -129,5 +146,7 @@ def vae_losses(out: VAEOutput, target: Tensor, mask: Tensor, genre: Tensor,
         losses["joints"] = joint_position_loss(recon, target, mask, denormalize)
     else:
         losses["joints"] = torch.zeros((), device=recon.device)
+    losses["genre_adv"] = (torch.zeros((), device=recon.device) if out.critic_logits is None
+                           else adversarial_genre_loss(out.critic_logits, genre))
     losses["total"] = weighted_total(losses, weights, kl_weight)
     return losses

@@ -19,6 +19,9 @@ the adaLN vector and its accuracy would measure nothing about the motion.
 Shapes: B batch, T frames, D = d_model, Z = d_z. `mask` is (B, T) bool, True on real frames; padded
 frames are ignored as attention keys and zeroed at the encoder input, so they change no real frame.
 The decoder emits contact dims [259:263] as logits; `to_features` turns them into probabilities.
+
+Optional, off by default: an adversarial genre critic on the posterior means (`genre_critic`), which
+pushes the genre out of z so that the decoder's label decides it (`model.genre_control`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from flowmimic.features import layout
+from flowmimic.model.genre_control import GenreCritic, reverse_gradient
 from flowmimic.taxonomy import N_DOMAINS, N_GENRES   # domains 0 aist, 1 mvh; genres 1..10 (0 = unknown)
 
 
@@ -48,13 +52,14 @@ class VAEConfig:
     n_domains: int
     n_genres: int        # genre ids 1..n_genres; 0 = unknown
     style_head: bool
+    genre_critic: bool = False   # adversarial genre critic on mu (`model.genre_control`); absent in older checkpoints
 
     @classmethod
     def from_train_params(cls, p, n_domains: int = N_DOMAINS, n_genres: int = N_GENRES) -> "VAEConfig":
         """Build from the `train` section of params.yaml (`flowmimic.params.TrainParams`)."""
         return cls(d_in=layout.DIM, d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads,
                    mlp_ratio=p.mlp_ratio, dropout=p.dropout, d_z=p.d_z, n_domains=n_domains,
-                   n_genres=n_genres, style_head=p.style_head)
+                   n_genres=n_genres, style_head=p.style_head, genre_critic=p.w_genre_adv > 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +67,7 @@ class VAEConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "VAEConfig":
         names = {f.name for f in fields(cls)}
+        d = {"genre_critic": False, **d}          # checkpoints written before the critic existed
         if set(d) != names:
             raise ValueError(f"model config keys {sorted(d)} do not match VAEConfig's {sorted(names)}")
         return cls(**d)
@@ -216,6 +222,8 @@ class VAEOutput:
     mu: Tensor                    # (B, T, Z)
     logvar: Tensor                # (B, T, Z)
     style_logits: Tensor | None   # (B, n_genres) for genre ids 1..n_genres, None without a style head
+    critic_logits: Tensor | None = None   # (B, n_genres) of the adversarial critic on mu (through gradient
+                                          # reversal), None without one
 
 
 def to_features(out: Tensor) -> Tensor:
@@ -245,6 +253,8 @@ class MotionVAE(nn.Module):
         self.decoder = Decoder(config)
         self.style_head = (nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.n_genres))
                            if config.style_head else None)
+        # Built last, and only when on: the other modules' initial weights stay the seed's.
+        self.critic = GenreCritic(config.d_z, config.d_model, config.n_genres) if config.genre_critic else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -301,7 +311,8 @@ class MotionVAE(nn.Module):
         mu, logvar, h = self.encode(x, mask, domain)
         sample = self.training if sample is None else sample
         z = self.reparameterise(mu, logvar) if sample else mu                           # (B, T, Z)
-        return VAEOutput(self.decode(z, mask, domain, genre), mu, logvar, self.classify_style(h, mask))
+        critic = None if self.critic is None else self.critic(reverse_gradient(mu.float()), mask)
+        return VAEOutput(self.decode(z, mask, domain, genre), mu, logvar, self.classify_style(h, mask), critic)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, mask: Tensor, domain: Tensor, genre: Tensor, sample: bool = False) -> Tensor:

@@ -3,21 +3,23 @@
 Only real AIST++ sequences of the train split (cached, not bad-listed) are learned from; never model
 outputs, never MVHumanNet (no genre). Training windows: `classifier.windows_per_sequence` random crops
 of `classifier.seq_len` frames per sequence, drawn once from `classifier.seed` (shorter sequences are
-padded and masked). Scoring windows: every `EVAL_SPLIT` sequence cut into consecutive non-overlapping
-windows, as evaluation does. The classifier is frozen before it is scored.
+padded and masked). Scoring windows: every full, non-overlapping window of `classifier.seq_len` frames
+of every `EVAL_SPLIT` sequence, as evaluate and generate cut them (shorter sequences are counted as
+`too_short_for_window`), so this accuracy is the one the generate stage sets its judgements beside.
+The classifier is frozen before it is scored.
 
 Writes `classifier.model_path` (the frozen model with its input normalisation) and
 `classifier.metrics` (DVC metrics): accuracy with a bootstrap interval, the confusion matrix
 (rows true genre, columns predicted), and per-genre accuracy for genres with at least
 `motion_metrics.MIN_WINDOWS_PER_GENRE` windows (others: window counts only).
 
-Not yet a DVC stage: it needs the AIST++ test split (`EVAL_SPLIT`), which the split stage does not
-write yet.
+Under `classifier.plots_dir`, `confusion.json`: the test confusion matrix as a DVC plot.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,8 +33,9 @@ from flowmimic.model.classifier import (ClassifierConfig, ClassifierTraining, sa
                                         train_classifier)
 from flowmimic.motion_metrics import MIN_WINDOWS_PER_GENRE, bootstrap_mean
 from flowmimic.params import Params
-from flowmimic.taxonomy import GENRES
-from flowmimic.training.windows import MotionWindows, validation_keys
+from flowmimic.taxonomy import GENRE_NAMES, GENRES
+from flowmimic.evaluation.reconstruct import evaluation_keys
+from flowmimic.training.windows import MotionWindows
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +80,10 @@ def main(params: Params) -> dict:
     model = train_classifier(x, genres, config, ClassifierTraining.from_params(p), mask, _device(p.device)).cpu()
 
     metrics: dict = {"train_sequences": len(train_seqs), "train_windows": len(keys), "test_sequences": len(test_seqs)}
-    if test_seqs:
-        x_t, mask_t, genres_t = stack_windows(test_seqs, validation_keys([s.frames for s in test_seqs], p.seq_len),
-                                              p.seq_len)
+    test_keys, too_short = evaluation_keys([s.frames for s in test_seqs], p.seq_len)
+    metrics["too_short_for_window"] = len(too_short)
+    if test_keys:
+        x_t, mask_t, genres_t = stack_windows(test_seqs, test_keys, p.seq_len)
         scores = score_classifier(model, x_t, genres_t, mask_t)
         correct = np.diag(scores.confusion).sum()
         lo, hi = bootstrap_mean(model.predict(x_t, mask_t).eq(genres_t).numpy(), seed=p.seed)
@@ -93,9 +97,12 @@ def main(params: Params) -> dict:
                     "accuracy_ci95": [round(lo, 4), round(hi, 4)], "correct": int(correct),
                     "min_windows_per_genre": MIN_WINDOWS_PER_GENRE, "per_genre": per_genre,
                     "confusion": {"genres": list(GENRES), "counts": scores.confusion.tolist()}}
+        write_json(Path(p.plots_dir) / "confusion.json",
+                   [{"actual": GENRE_NAMES[t], "predicted": GENRE_NAMES[q]} for t in range(len(GENRES))
+                    for q in range(len(GENRES)) for _ in range(int(scores.confusion[t, q]))])
         log.info("classifier: test accuracy %.3f [%.3f, %.3f] on %d windows", scores.accuracy, lo, hi, scores.windows)
     else:
-        log.warning("classifier: no %s sequences: the classifier is saved unscored", EVAL_SPLIT)
+        log.warning("classifier: no %s window of %d frames: the classifier is saved unscored", EVAL_SPLIT, p.seq_len)
     save_classifier(p.model_path, model, extra={"metrics": {k: v for k, v in metrics.items() if k != "confusion"
                                                             and k != "per_genre"}})
     write_json(p.metrics, metrics)

@@ -131,7 +131,7 @@ def _train(params: Params, info: DistInfo) -> None:
         state.step = train_epoch(net, data.train, optimizer, scheduler, weights, step=state.step,
                                  device=info.device, grad_clip=p.grad_clip, log_every=p.log_every_steps,
                                  on_log=_metric_logger(live, "train") if live else None,
-                                 denormalize=data.normalizer.denormalize)
+                                 denormalize=data.normalizer.denormalize, cond_dropout=p.cond_dropout)
         state.epoch = epoch + 1
         finished = state.epoch == p.epochs
         if state.epoch % p.val_every_epochs and not finished:

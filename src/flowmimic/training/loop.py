@@ -31,7 +31,9 @@ from flowmimic.errors import FlowMimicError
 from flowmimic.evaluation.metrics import joint_errors
 from flowmimic.features.normalize import Normalizer
 from flowmimic.io import write_text
-from flowmimic.model.losses import LOSS_PARTS, LossWeights, kl_weight_at, vae_losses, weighted_total
+from flowmimic.model.genre_control import drop_labels
+from flowmimic.model.losses import (LOSS_PARTS, LossWeights, kl_weight_at, training_objective, vae_losses,
+                                    weighted_total)
 
 log = logging.getLogger(__name__)
 VAL_JOINT_METRICS: tuple[str, ...] = ("mpjpe_mm", "mpjpe_root_aligned_mm")
@@ -167,24 +169,26 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
                 scheduler: torch.optim.lr_scheduler.LRScheduler, weights: LossWeights, *, step: int,
                 device: torch.device, grad_clip: float, log_every: int,
                 on_log: Callable[[int, dict[str, float]], None] | None = None,
-                denormalize: Callable[[Tensor], Tensor] | None = None) -> int:
+                denormalize: Callable[[Tensor], Tensor] | None = None, cond_dropout: float = 0.0) -> int:
     """One pass over `loader`; returns the global optimiser step after it.
 
     `on_log(step, metrics)` (rank 0) gets the loss parts averaged over the last `log_every` steps
     and the learning rate, every `log_every` steps. `grad_clip` 0 disables clipping. `denormalize`
-    (normalised -> raw features) is needed by the joint-position loss (`w_joints` > 0).
+    (normalised -> raw features) is needed by the joint-position loss (`w_joints` > 0). `cond_dropout`:
+    the share of genre labels the DECODER sees replaced by the null id (`genre_control.drop_labels`);
+    the style head and the critic are still scored against the true genre.
     """
     model.train()
     window: list[Tensor] = []
     for batch in loader:
         batch = _to_device(batch, device)
         with _autocast(device):
-            out = model(batch["x"], batch["mask"], batch["domain"], batch["genre"])
+            out = model(batch["x"], batch["mask"], batch["domain"], drop_labels(batch["genre"], cond_dropout))
         losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, kl_weight_at(step, weights),
                             denormalize)
         _check_finite(losses, step)
         optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        training_objective(losses, weights).backward()
         if grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         lr = optimizer.param_groups[0]["lr"]

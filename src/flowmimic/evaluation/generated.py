@@ -1,0 +1,119 @@
+"""Judging sets of generated motion windows: genre accuracy by the frozen classifier, content kept,
+the field's distribution metrics and foot skating, each pooled figure with a bootstrap interval.
+
+A set is a batch of raw 263-D feature windows (N, W, 263) at data.fps, every one the same length;
+joints come from the features (`features_to_joints`: each window's root starts at its own first
+frame, on HumanML3D's target skeleton), so real and generated windows are measured alike.
+Intervals are 95 % percentile bootstraps over the windows of the set (`motion_metrics`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowmimic.body.skeleton import PELVIS
+from flowmimic.features import layout
+from flowmimic.features.humanml3d import features_to_joints
+from flowmimic.model.classifier import GenreClassifier
+from flowmimic.motion_metrics import (MIN_WINDOWS_PER_GENRE, bootstrap_interval, bootstrap_mean, fid,
+                                      fid_and_diversity, foot_skating_counts, geometric_features,
+                                      kinetic_features)
+from flowmimic.taxonomy import GENRES
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Windows of one kind (real, transfers, samples) and what the field measures on them."""
+
+    features: Tensor       # (N, W, 263) raw
+    joints: Tensor         # (N, W, 22, 3) metres, y-up, window-canonical
+    kinetic: Tensor        # (N, 66)
+    geometric: Tensor      # (N, 32)
+
+    @classmethod
+    def of(cls, features: Tensor, fps: float) -> "WindowSet":
+        joints = features_to_joints(features.float())
+        return cls(features, joints, kinetic_features(joints, fps), geometric_features(joints, fps))
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+def _ci(lo_hi: tuple[float, float]) -> list[float]:
+    return [_r(lo_hi[0]), _r(lo_hi[1])]
+
+
+def rate_with_interval(hits: np.ndarray, resamples: int, seed: int) -> dict:
+    """Share of True in `hits` (N,) with its bootstrap interval."""
+    out = {"windows": int(len(hits)), "rate": _r(hits.mean()) if len(hits) else None}
+    if len(hits) and resamples:
+        out["ci95"] = _ci(bootstrap_mean(hits.astype(np.float64), resamples, seed=seed))
+    return out
+
+
+def per_genre_rates(hits: np.ndarray, genres: np.ndarray) -> dict[str, dict]:
+    """Per genre id (1..10): window count, and the rate only with at least MIN_WINDOWS_PER_GENRE windows."""
+    out = {}
+    for gid, code in enumerate(GENRES, start=1):
+        sel = genres == gid
+        n = int(sel.sum())
+        if n:
+            out[code] = {"windows": n, "rate": _r(hits[sel].mean())} if n >= MIN_WINDOWS_PER_GENRE else {"windows": n}
+    return out
+
+
+def judged(judge: GenreClassifier, features: Tensor, target: Tensor, resamples: int, seed: int) -> tuple[dict, np.ndarray]:
+    """How often the classifier names `target` (N,) for the windows: pooled rate, interval, per genre."""
+    hits = (judge.predict(features.float()) == target).numpy()
+    out = rate_with_interval(hits, resamples, seed)
+    out["per_genre"] = per_genre_rates(hits, target.numpy())
+    return out, hits
+
+
+def distribution(real: WindowSet, gen: WindowSet, resamples: int, seed: int) -> dict:
+    """FID_k, FID_g against `real` (z-scored by it) with intervals over `gen`'s windows; Div_k, Div_g of `gen`."""
+    out = {}
+    for name, r, g in (("k", real.kinetic, gen.kinetic), ("g", real.geometric, gen.geometric)):
+        fd = fid_and_diversity(r, g)
+        out[f"fid_{name}"], out[f"div_{name}"] = _r(fd["fid"]), _r(fd["div"])
+        if resamples:
+            out[f"fid_{name}_ci95"] = _ci(bootstrap_interval(lambda i, r=r, g=g: fid(r, g[i]), len(g), resamples,
+                                                             seed=seed))
+    return out
+
+
+def foot_skating(windows: WindowSet, fps: float, resamples: int, seed: int) -> dict:
+    """Share of foot-contact steps that skate (`motion_metrics.foot_skating_counts`), pooled over windows."""
+    counts = np.array([foot_skating_counts(j, fps) for j in windows.joints], dtype=np.float64)   # (N, 2)
+    total = counts.sum(0)
+    out = {"rate": _r(total[0] / total[1]) if total[1] else None, "contact_steps": int(total[1])}
+    if resamples and total[1]:
+        out["ci95"] = _ci(bootstrap_interval(lambda i: counts[i, 0].sum() / max(counts[i, 1].sum(), 1.0),
+                                             len(counts), resamples, seed=seed))
+    return out
+
+
+def content_kept(source: WindowSet, output: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per window pair: mean pelvis distance (m) and foot-contact agreement (share of frame x foot labels).
+
+    Both windows are in their own canonical frame (root at x = z = 0 at the window's first frame,
+    facing +Z), so the error measures the trajectory, not where the sequence happens to stand.
+    """
+    root = (output.joints[..., PELVIS, :] - source.joints[..., PELVIS, :]).norm(dim=-1).mean(-1)   # (N,)
+    contacts = (output.features[..., layout.CONTACTS] > 0.5) == (source.features[..., layout.CONTACTS] > 0.5)
+    return root.double().numpy(), contacts.double().mean((-1, -2)).numpy()
+
+
+def mean_with_interval(values: np.ndarray, resamples: int, seed: int) -> dict:
+    out = {"mean": _r(values.mean()) if len(values) else None}
+    if len(values) and resamples:
+        out["ci95"] = _ci(bootstrap_mean(values, resamples, seed=seed))
+    return out
