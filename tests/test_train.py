@@ -149,8 +149,9 @@ def test_two_process_ddp_gloo(tmp_path):
     model = MotionVAE(VAEConfig.from_dict(last["config"]))
     model.load_state_dict(last["model"])
     info = DistInfo(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
-    single = validate(model, build_loaders(params, info).val, LossWeights.from_train_params(params.train),
-                      info.device)
+    loaders = build_loaders(params, info)
+    single = validate(model, loaders.val, LossWeights.from_train_params(params.train), info.device,
+                      loaders.normalizer.denormalize)
     for k in ("recon", "kl", "total"):
         assert summary["val"][k] == pytest.approx(single[k], rel=1e-5), k
 
