@@ -45,8 +45,8 @@ def linker(rel: str) -> Callable[..., str]:
 
 
 def main() -> None:
-    fe, fk, ca, tr, pi, rd, sc, lo, dr = (linker(f"{RESULTS}/{n}.json") for n in (
-        "features", "fk", "cache", "train", "pipeline", "read", "scale", "loader", "demo_run"))
+    fe, fk, ca, tr, pi, rd, sc, lo, dr, of = (linker(f"{RESULTS}/{n}.json") for n in (
+        "features", "fk", "cache", "train", "pipeline", "read", "scale", "loader", "demo_run", "overfit"))
     ev = linker("metrics/eval.json")
     rows = [
         ("joints → 263-D features, 200 demo dances × 200 frames, one process, best (median) of 5",
@@ -122,6 +122,12 @@ def main() -> None:
          f"{dr('figures.total_s', ',', ' s')}, of which training {dr('figures.train_s', ',', ' s')}",
          f"≤ {dr('targets.total_s.max', '.0f', ' s')}; training ≤ {dr('targets.train_s.max', '.0f', ' s')}",
          "`demo_run.json`"),
+        ("full-size sanity: the seed's full configuration overfits a few demo dances (root-aligned MPJPE of the "
+         "reconstruction, posterior mean)",
+         f"{of('figures.final_mpjpe_root_aligned_mm', '.2f', ' mm')} after {of('figures.steps', ',')} steps on "
+         f"{of('figures.windows', 'd')} windows of {of('figures.window_frames', 'd')} frames "
+         f"({of('figures.parameters', ',')} parameters, {of('figures.seconds', ',', ' s')})",
+         f"< {of('targets.final_mpjpe_root_aligned_mm.max', 'g', ' mm')}", "`overfit.json`"),
     ]
     print("| what | figure | target | result file |")
     print("|---|---|---|---|")
@@ -131,7 +137,8 @@ def main() -> None:
     print("| result file | torch threads | load average (1, 5, 15-minute) before | after |")
     print("|---|---|---|---|")
     for name, f in (("features", fe), ("fk", fk), ("read", rd), ("cache", ca), ("scale", sc), ("train", tr),
-                    ("loader", lo), ("pipeline", pi), ("demo_run", dr)):
+                    ("loader", lo), ("pipeline", pi), ("demo_run", dr),
+                    ("overfit", of)):
         doc = _load(f"{RESULTS}/{name}.json")
         threads = f("threads") if doc and doc["threads"] is not None else "torch default"
         loads = [" / ".join(f(f"{k}.{i}", ".2f") for i in range(3)) for k in ("load_before", "load_after")]
