@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from flowmimic.errors import DataError
+from flowmimic.io import BAD_PICKLE_ERRORS
 from flowmimic.features import layout
 from flowmimic.features.normalize import Normalizer
 from flowmimic.model.vae import MLP, Attention, sinusoidal_positions
@@ -262,7 +263,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         raise DataError(path, "genre classifier not found (run `flowmimic classifier`)", "missing")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated files and refused globals raise many exception types
+    except BAD_PICKLE_ERRORS as e:  # truncated, corrupted, refused globals; our own bugs propagate
         raise DataError(path, f"unreadable classifier file ({type(e).__name__}: {e})", "unreadable") from e
     if not isinstance(ckpt, dict) or ckpt.get("kind") != "genre_classifier" or ckpt.get("version") != CLASSIFIER_VERSION:
         raise DataError(path, f"not a version-{CLASSIFIER_VERSION} FlowMimic genre classifier", "invalid")
