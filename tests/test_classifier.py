@@ -27,15 +27,6 @@ TRAINING = ClassifierTraining(seed=0, batch_size=32, epochs=8, lr=3e-3, weight_d
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    # Tiny tensors: intra-op threads only add synchronisation on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def genre_windows(one_thread):
     """Half-overlapping 30-frame windows of 6 s demo dances: (train X, y), (held-out dancer X, y)."""
     specs = [DanceSpec(genre=g, dancer_seed=100 * gi + d, advanced=bool(d % 2), bpm=genre_tempo(g, d % 6),

@@ -22,14 +22,6 @@ WINDOW = 12
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def trained(tmp_path_factory, one_thread):
     """A fake cache long enough for 12-frame windows, a 2-epoch VAE and a 2-epoch classifier on it."""
     from flowmimic.stages import classifier, train

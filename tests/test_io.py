@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import io
 import os
 import pickle
 import subprocess
@@ -16,17 +15,8 @@ import torch
 
 from flowmimic.errors import DataError
 from flowmimic.io import atomic_path, read_json, safe_load_pickle, save_npy, write_json, write_text
+from hostile_pickles import HostileStorage, ShellCommand
 from smpl_fixture import official_style_pickle_bytes
-
-
-class _ShellCommand:
-    """Unpickling this runs `cmd` through os.system (the classic pickle attack)."""
-
-    def __init__(self, cmd: str) -> None:
-        self.cmd = cmd
-
-    def __reduce__(self) -> tuple:
-        return (os.system, (self.cmd,))
 
 
 class _Call:
@@ -48,7 +38,7 @@ def _write(path: Path, obj: object, protocol: int) -> Path:
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
 def test_shell_command_is_refused_and_not_run(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "pwned"
-    payload = {"poses": np.zeros((2, 72)), "evil": _ShellCommand(f"touch {marker}")}
+    payload = {"poses": np.zeros((2, 72)), "evil": ShellCommand(marker)}
     p = _write(tmp_path / "motion.pkl", payload, protocol)
     with pytest.raises(DataError) as e:
         safe_load_pickle(p)
@@ -60,7 +50,7 @@ def test_shell_command_is_refused_and_not_run(tmp_path: Path, protocol: int) -> 
 def test_the_attack_is_live(tmp_path: Path) -> None:
     # Proof that the payload above does run under plain pickle, so the test above can fail.
     marker = tmp_path / "pwned"
-    pickle.loads(pickle.dumps(_ShellCommand(f"touch {marker}")))
+    pickle.loads(pickle.dumps(ShellCommand(marker)))
     assert marker.exists()
 
 
@@ -195,22 +185,10 @@ def test_atomic_writes_succeed(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- hostile storages, our bugs
 
 
-class _HostileStorage:
-    """Pickles like a tensor's storage (`torch.storage._load_from_bytes`) whose archive runs a command."""
-
-    def __init__(self, marker: Path, zipfile: bool) -> None:
-        buf = io.BytesIO()
-        torch.save({"x": _ShellCommand(f"touch {marker}")}, buf, _use_new_zipfile_serialization=zipfile)
-        self.blob = buf.getvalue()
-
-    def __reduce__(self) -> tuple:
-        return (torch.storage._load_from_bytes, (self.blob,))
-
-
 @pytest.mark.parametrize("zipfile", [False, True])   # tensors pickle their storage in the legacy format
 def test_hostile_torch_storage_is_unsafe_not_unreadable(tmp_path: Path, zipfile: bool) -> None:
     marker = tmp_path / "pwned"
-    p = _write(tmp_path / "0000.pkl", {"joints": _HostileStorage(marker, zipfile)}, 4)
+    p = _write(tmp_path / "0000.pkl", {"joints": HostileStorage(marker, zipfile)}, 4)
     with pytest.raises(DataError) as e:
         safe_load_pickle(p)
     assert e.value.reason == "unsafe" and e.value.path == str(p)

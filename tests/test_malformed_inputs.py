@@ -12,7 +12,6 @@ other inputs are still cached, the index is still written, and the command fails
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -28,32 +27,11 @@ from flowmimic import cli
 from flowmimic.cache.catalog import bad_list_path, read_index
 from flowmimic.io import read_lines
 
+from hostile_pickles import HostileStorage, ShellCommand
 from raw_fixtures import AIST_NAMES, MVH_IDS, make_mvh_sequence, make_tiny_tree, write_mvh_frame, \
     write_params_file
 
 LOOSE = {"cache.max_skip_fraction": 1.0, "validate.max_bad_fraction": 1.0, "cache.workers": 2}
-
-
-class _ShellCommand:
-    """Unpickling this would run a shell command (the classic pickle attack)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self) -> tuple:
-        return (os.system, (f"touch {self.marker}",))
-
-
-class _HostileStorage:
-    """Pickles as a torch storage (`torch.storage._load_from_bytes`) whose bytes hold a shell command."""
-
-    def __init__(self, marker: Path) -> None:
-        buf = io.BytesIO()
-        torch.save({"x": _ShellCommand(marker)}, buf)
-        self.blob = buf.getvalue()
-
-    def __reduce__(self) -> tuple:
-        return (torch.storage._load_from_bytes, (self.blob,))
 
 
 # ----------------------------------------------------------------------------- AIST++ kinds
@@ -107,13 +85,13 @@ def _directory(path: Path) -> None:
 
 def _forbidden_global(path: Path) -> None:
     data = _motion()
-    data["smpl_loss"] = _ShellCommand(path.parent / "pwned")
+    data["smpl_loss"] = ShellCommand(path.parent / "pwned")
     _pickle_motion(path, data)
 
 
 def _hostile_storage(path: Path) -> None:
     data = _motion()
-    data["smpl_loss"] = _HostileStorage(path.parent / "pwned")
+    data["smpl_loss"] = HostileStorage(path.parent / "pwned")
     _pickle_motion(path, data)
 
 
@@ -234,7 +212,7 @@ MVH_KINDS = [
     ("frame_missing_joints", _sequence(_frame_pickle({"betas": torch.zeros(1, 10)})), "missing_key", "cache"),
     ("frame_not_a_dict", _sequence(_frame_pickle([1, 2])), "invalid", "cache"),
     ("frame_truncated", _sequence(_frame_truncated), "unreadable", "cache"),
-    ("frame_forbidden_global", _sequence(lambda p: _frame_pickle({"joints": _ShellCommand(p.parent / "pwned")})(p)),
+    ("frame_forbidden_global", _sequence(lambda p: _frame_pickle({"joints": ShellCommand(p.parent / "pwned")})(p)),
      "unsafe", "cache"),
     ("frame_symlink_loop", _sequence(_frame_symlink_loop), "unreadable", "cache"),
     ("long_gap", _drop_frames(*range(5, 12)), "gap", "cache"),

@@ -4,7 +4,6 @@ safe reader on it: what it still refuses, what it may ignore, and that it reads 
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import pickletools
 from collections import OrderedDict
@@ -21,6 +20,7 @@ from flowmimic.errors import DataError
 from flowmimic.io import Undecoded, safe_load_pickle
 from flowmimic.sources import mvhumannet
 from flowmimic.sources.common import canonical_rotation
+from hostile_pickles import HostileStorage, ShellCommand
 from raw_fixtures import repo_params
 from test_demo import tiny_params
 
@@ -112,26 +112,6 @@ def test_real_format_tree_reads_like_the_demo_and_aist_has_real_lengths(tmp_path
 # ----------------------------------------------------------------------------- the fast safe reader
 
 
-class _ShellCommand:
-    def __init__(self, cmd: str) -> None:
-        self.cmd = cmd
-
-    def __reduce__(self) -> tuple:
-        return (os.system, (self.cmd,))
-
-
-class _HostileStorage:
-    """Pickles like a tensor's storage whose embedded torch archive runs a command when loaded."""
-
-    def __init__(self, marker: Path, zipfile: bool) -> None:
-        buf = io.BytesIO()
-        torch.save({"x": _ShellCommand(f"touch {marker}")}, buf, _use_new_zipfile_serialization=zipfile)
-        self.blob = buf.getvalue()
-
-    def __reduce__(self) -> tuple:
-        return (torch.storage._load_from_bytes, (self.blob,))
-
-
 class _Counter:
     def __reduce__(self) -> tuple:
         from collections import Counter
@@ -160,7 +140,7 @@ def test_reads_the_joints_a_plain_load_reads(frames, tmp_path):
 @pytest.mark.parametrize("where", ["vertices", "faces", "transl"])
 def test_code_executing_global_in_an_undecoded_key_is_refused(frames, tmp_path, where):
     marker = tmp_path / "pwned"
-    p = _frame_file(tmp_path / "0000.pkl", frames[0], **{where: _ShellCommand(f"touch {marker}")})
+    p = _frame_file(tmp_path / "0000.pkl", frames[0], **{where: ShellCommand(marker)})
     with pytest.raises(DataError) as e:
         mvhumannet.load_frame_joints(p)
     assert e.value.reason == "unsafe" and e.value.path == str(p) and "system" in str(e.value)
@@ -177,12 +157,12 @@ def test_any_global_outside_the_allow_list_is_refused_even_a_harmless_one(frames
 def test_top_level_reduce_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     p = tmp_path / "0000.pkl"
-    p.write_bytes(pickle.dumps(_ShellCommand(f"touch {marker}"), protocol=4))
+    p.write_bytes(pickle.dumps(ShellCommand(marker), protocol=4))
     with pytest.raises(DataError) as e:
         mvhumannet.load_frame_joints(p)
     assert e.value.reason == "unsafe" and not marker.exists()
     # a top-level call of an allowed storage loader is not a dict: refused before anything is decoded
-    p.write_bytes(pickle.dumps(_HostileStorage(marker, True), protocol=4))
+    p.write_bytes(pickle.dumps(HostileStorage(marker, True), protocol=4))
     with pytest.raises(DataError) as e:
         mvhumannet.load_frame_joints(p)
     assert e.value.reason == "invalid" and not marker.exists()
@@ -191,7 +171,7 @@ def test_top_level_reduce_is_refused(tmp_path):
 @pytest.mark.parametrize("zipfile", [False, True])
 def test_hostile_joints_storage_is_refused(frames, tmp_path, zipfile):
     marker = tmp_path / "pwned"
-    hostile = _HostileStorage(marker, zipfile)
+    hostile = HostileStorage(marker, zipfile)
     # both as the joints value itself and as the storage behind a joints tensor
     for k, joints in enumerate([hostile, _TensorOn(hostile)]):
         p = _frame_file(tmp_path / f"{k:04d}.pkl", frames[0], joints=joints)
@@ -214,7 +194,7 @@ class _TensorOn:
 def test_hostile_archive_in_a_key_never_decoded_is_ignored(frames, tmp_path):
     """Allowed by design: its archive is never opened, so it never runs; the full loader refuses it."""
     marker = tmp_path / "pwned"
-    p = _frame_file(tmp_path / "0000.pkl", frames[0], vertices=_TensorOn(_HostileStorage(marker, True)))
+    p = _frame_file(tmp_path / "0000.pkl", frames[0], vertices=_TensorOn(HostileStorage(marker, True)))
     joints = mvhumannet.load_frame_joints(p)
     assert joints.shape == (22, 3) and not marker.exists()
     with pytest.raises(DataError) as e:
