@@ -51,7 +51,12 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def start_stage(tmp_path: Path, nproc: int) -> tuple[subprocess.Popen, str, Path]:
+# Stands in for `dvc repro`: runs the stage command through a shell with DVC_STAGE set, as DVC does.
+FAKE_DVC = ("import os, subprocess, sys; "
+            "sys.exit(subprocess.call(['sh', '-c', sys.argv[1]], env={**os.environ, 'DVC_STAGE': 'train'}))")
+
+
+def start_stage(tmp_path: Path, nproc: int, under_dvc: bool = False) -> tuple[subprocess.Popen, str, Path]:
     params = make_fake_cache(tmp_path / "run", train=dict(epochs=10**6, val_every_epochs=10**6,
                                                           nproc_per_node=nproc, batch_size=2))
     write_params(params, tmp_path / "params.yaml")
@@ -63,13 +68,14 @@ def start_stage(tmp_path: Path, nproc: int) -> tuple[subprocess.Popen, str, Path
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = tmp_path / "stage.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["sh", "-c", cmd], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        argv = [sys.executable, "-c", FAKE_DVC, cmd] if under_dvc else ["sh", "-c", cmd]
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     return proc, marker, log
 
 
 def _check_no_survivor(tmp_path: Path, nproc: int, kill: str) -> None:
-    proc, marker, log = start_stage(tmp_path, nproc)
+    proc, marker, log = start_stage(tmp_path, nproc, under_dvc=kill == "dvc")
     try:
         wait_for(lambda: "steps per epoch" in log.read_text() or proc.poll() is not None, 180, "training to start")
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -77,6 +83,8 @@ def _check_no_survivor(tmp_path: Path, nproc: int, kill: str) -> None:
         assert len(marked_pids(marker)) >= 1 + nproc * (nproc > 1)
         if kill == "group":                          # `dvc repro` killed with its process group
             os.killpg(proc.pid, signal.SIGKILL)
+        elif kill == "dvc":                          # `kill <dvc pid>`: DVC alone, nothing forwarded
+            os.kill(proc.pid, signal.SIGKILL)
         else:                   # only the launcher (`flowmimic train`, or the shell that exec'ed it)
             children = [p for p in marked_pids(marker) if _parent(p) == proc.pid]
             for pid in children + [proc.pid]:
@@ -104,8 +112,13 @@ def test_one_process_training_dies_with_the_stage_process_group(tmp_path):
     _check_no_survivor(tmp_path, nproc=1, kill="group")
 
 
+def test_one_process_training_stops_when_dvc_alone_is_killed(tmp_path):
+    # before stage_guard: the trainer, reparented to init, kept training after `kill <dvc pid>`
+    _check_no_survivor(tmp_path, nproc=1, kill="dvc")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kill", ["group", "launcher"])
+@pytest.mark.parametrize("kill", ["group", "launcher", "dvc"])
 def test_ddp_workers_die_with_the_launcher(tmp_path, kill):
     _check_no_survivor(tmp_path, nproc=2, kill=kill)
 

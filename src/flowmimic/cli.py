@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flowmimic.errors import ConfigError, DataError, FlowMimicError
 from flowmimic.params import DEFAULT_PARAMS, load_params
+from flowmimic.stage_guard import watch_dvc
 
 # command -> (module, function, help)
 STAGES: dict[str, tuple[str, str, str]] = {
@@ -200,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in STAGES:
         module, func, _ = STAGES[args.command]
         params = load_params(args.params)
+        watch_dvc()                                      # a stage never outlives its `dvc repro`
         fn = getattr(importlib.import_module(module), func)
         kwargs = {}
         if args.command == "cache" and args.shard is not None:
