@@ -7,6 +7,7 @@ naming the input file.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +26,8 @@ def load_npy(path: Path) -> np.ndarray:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError as e:
         raise DataError(path, "file not found", "missing") from e
-    except Exception as e:  # pickled objects, truncated or non-.npy files
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        # ValueError: a pickled object array, a bad header; OSError/EOFError: not .npy, truncated
         raise DataError(path, f"not a readable .npy array ({type(e).__name__}: {e})", "unreadable") from e
     if not isinstance(arr, np.ndarray):  # an .npz archive
         raise DataError(path, "expected a single .npy array, got an .npz archive", "unreadable")
