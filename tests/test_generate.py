@@ -12,7 +12,7 @@ import torch
 from flowmimic.cache.catalog import usable_sequences
 from flowmimic.evaluation.generated import WindowSet, content_kept, foot_skating, per_genre_rates
 from flowmimic.features.humanml3d import joints_to_features
-from flowmimic.motion_metrics import MIN_WINDOWS_PER_GENRE
+from flowmimic.evaluation.motion_metrics import MIN_WINDOWS_PER_GENRE
 from flowmimic.taxonomy import N_GENRES
 
 from fake_cache import make_fake_cache
@@ -137,7 +137,7 @@ def test_foot_skating_pools_counts_over_windows():
     feats = joints_to_features(demo_dance(6.5))[:120].reshape(2, 60, 263)
     s = WindowSet.of(feats, 20.0)
     out = foot_skating(s, 20.0, 50, 0)
-    from flowmimic.motion_metrics import foot_skating_counts
+    from flowmimic.evaluation.motion_metrics import foot_skating_counts
 
     counts = [foot_skating_counts(j, 20.0) for j in s.joints]
     assert out["contact_steps"] == sum(c for _, c in counts) > 0

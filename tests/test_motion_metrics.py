@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flowmimic.body.skeleton import default_rest_joints
-from flowmimic.motion_metrics import (GEOMETRIC_RELATIONS, HL, bootstrap_interval, bootstrap_mean, diversity, fid,
+from flowmimic.evaluation.motion_metrics import (GEOMETRIC_RELATIONS, HL, bootstrap_interval, bootstrap_mean, diversity, fid,
                                       fid_and_diversity, foot_skating_counts, foot_skating_ratio, frechet_distance,
                                       geometric_features, kinetic_features, resample)
 

@@ -19,7 +19,7 @@ from flowmimic.body.skeleton import PELVIS
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.model.classifier import GenreClassifier
-from flowmimic.motion_metrics import (MIN_WINDOWS_PER_GENRE, bootstrap_interval, bootstrap_mean, fid,
+from flowmimic.evaluation.motion_metrics import (MIN_WINDOWS_PER_GENRE, bootstrap_interval, bootstrap_mean, fid,
                                       fid_and_diversity, foot_skating_counts, geometric_features,
                                       kinetic_features)
 from flowmimic.taxonomy import GENRES

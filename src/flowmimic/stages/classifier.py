@@ -31,7 +31,7 @@ from flowmimic.features.normalize import Normalizer
 from flowmimic.io import write_json
 from flowmimic.model.classifier import (ClassifierConfig, ClassifierTraining, save_classifier, score_classifier,
                                         train_classifier)
-from flowmimic.motion_metrics import MIN_WINDOWS_PER_GENRE, bootstrap_mean
+from flowmimic.evaluation.motion_metrics import MIN_WINDOWS_PER_GENRE, bootstrap_mean
 from flowmimic.params import Params
 from flowmimic.taxonomy import GENRE_NAMES, GENRES
 from flowmimic.evaluation.reconstruct import evaluation_keys

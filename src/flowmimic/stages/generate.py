@@ -44,7 +44,7 @@ from flowmimic.generation.checkpoint import load_generation_model
 from flowmimic.generation.core import decode_latents, encode_features, sample
 from flowmimic.io import save_npz, write_json
 from flowmimic.model.classifier import load_classifier
-from flowmimic.motion_metrics import MIN_WINDOWS_PER_GENRE, diversity, zscore_by_real
+from flowmimic.evaluation.motion_metrics import MIN_WINDOWS_PER_GENRE, diversity, zscore_by_real
 from flowmimic.params import Params
 from flowmimic.stages.classifier import stack_windows
 from flowmimic.taxonomy import GENRE_NAMES, N_GENRES, genre_name, parse_genre
