@@ -29,6 +29,10 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "evaluate": ("flowmimic.stages.evaluate", "main", "metrics with intervals, plots: test split (and val)"),
     "classifier": ("flowmimic.stages.classifier", "main",
                    "train the independent genre classifier on real AIST++ train windows, score it on test"),
+    "latents": ("flowmimic.stages.latents", "main",
+                "encode every usable train/val/test sequence with the frozen VAE (the flow prior's data)"),
+    "train-prior": ("flowmimic.training.launch_prior", "main",
+                    "train the flow-matching prior over the VAE's latents (DDP when prior.nproc_per_node > 1)"),
     "generate": ("flowmimic.stages.generate", "main",
                  "transfers, prior samples and the label-matters check, judged by the classifier on test"),
 }
@@ -206,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
             kwargs["shard"] = args.shard
         if args.command == "evaluate" and args.checkpoint is not None:
             kwargs["checkpoint"] = args.checkpoint
-        if args.command == "train":
+        if args.command in ("train", "train-prior"):
             kwargs["params_path"] = args.params          # DDP workers re-read the same file
         fn(params, **kwargs)
         return 0
