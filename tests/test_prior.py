@@ -306,3 +306,52 @@ def test_prior_of_another_vae_is_refused_in_one_line(tmp_path):
     index.write_text(json.dumps({**data, "vae_sha256": "f" * 64}))
     with pytest.raises(DataError, match="encoded by another VAE"):
         prior_stage.main(params)
+
+
+def analytic_prior_params(d: int, layers: int, d_z: int, mlp_ratio: float, n_domains: int, n_genres: int,
+                          kernel: int = 1) -> int:
+    """FlowPrior's parameter count, written out from its layers (not from the module)."""
+    hidden = int(d * mlp_ratio)
+    linear = lambda i, o: i * o + o   # noqa: E731
+    block = linear(d, 3 * d) + linear(d, d) + linear(d, hidden) + linear(hidden, d) + linear(d, 6 * d)
+    return (linear(kernel * d_z, d) + 2 * linear(d, d)                      # latent embedding (conv), time MLP
+            + (n_domains + 1) * d + (n_genres + 1) * d + 2 * linear(d, d)   # condition (+ null domain, + genre 0)
+            + layers * block + linear(d, 2 * d) + linear(d, d_z))           # blocks, final adaLN + projection
+
+
+def _readme_prior_seed_params():
+    """params.yaml with the `-S` overrides of README's seed-sized prior command applied."""
+    import re
+
+    from flowmimic.params import params_from_dict, read_yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    block = readme.split("The seed-sized prior", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    raw = read_yaml(repo / "params.yaml")
+    overrides = re.findall(r"-S (train|prior)\.(\w+)=(\S+)", block)
+    assert sum(s == "prior" for s, _, _ in overrides) >= 6, block
+    for section, key, value in overrides:
+        old = raw[section][key]
+        raw[section][key] = value if isinstance(old, str) else type(old)(float(value))
+    return params_from_dict(raw)
+
+
+def test_seed_sized_prior_configuration_size():
+    """README's one command: the prior at the seed's scale over the seed VAE's d_z 256 latents."""
+    params = _readme_prior_seed_params()
+    p = params.prior
+    assert (p.d_model, p.n_layers, p.n_heads, p.seq_len, params.train.d_z) == (512, 8, 8, 120, 256)
+    cfg = PriorConfig.from_params(p, params.train.d_z)
+    model = FlowPrior(cfg)
+    n = model.num_params()
+    assert n == analytic_prior_params(512, 8, 256, p.mlp_ratio, 2, 10, p.kernel) == 39_918_336
+    out = model(torch.randn(1, 4, 256), torch.rand(1), torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.long))
+    assert out.shape == (1, 4, 256)
+
+
+def test_param_count_tiny():
+    assert FlowPrior(CFG).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10)
+    wide = PriorConfig(**{**CFG.to_dict(), "kernel": 5})
+    assert FlowPrior(wide).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10, kernel=5)
+    assert PriorConfig.from_dict({k: v for k, v in CFG.to_dict().items() if k != "kernel"}) == CFG   # older files

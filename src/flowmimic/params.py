@@ -283,6 +283,7 @@ class PriorParams(Section):
     n_heads: PosInt
     mlp_ratio: PosFloat
     dropout: Fraction
+    kernel: Annotated[int, Field(ge=1, le=15)]   # frames the input embedding reads (odd; 1: per frame)
     # data
     seq_len: Annotated[int, Field(ge=4)]         # latent frames per training window (sequences shorter are skipped)
     batch_size: PosInt
@@ -307,6 +308,8 @@ class PriorParams(Section):
 
     @model_validator(mode="after")
     def _heads(self) -> "PriorParams":
+        if self.kernel % 2 == 0:
+            raise ValueError(f"prior.kernel must be odd (a centred window), got {self.kernel}")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise ValueError(f"prior.d_model ({self.d_model}) must be divisible by prior.n_heads "
                              f"({self.n_heads}) into even head sizes")

@@ -8,16 +8,17 @@
 Known frames are imposed by replacement along the flow's path (`generation.flow`, which says why).
 Context: the prior was trained on windows of `prior.window` latent frames, so the context kept on
 each side is at most (window - gap) / 2 frames (`context_frames`); a gap longer than window - 2
-frames is refused. A continuation longer than one window is generated window by window, each new
-window keeping the last `context` frames of the previous one as known frames.
+frames is refused. A continuation keeps at most half a window of the prefix as context and is
+generated window by window, each new window keeping the last `context` frames of the previous one
+as known frames.
 
 Placement and the end of the gap: the decoded window is a feature sequence, so its joints come out
 in a canonical frame; they are put back where A's context was (A's heading and pelvis position at the
 window's first frame, A's floor: `placement.place`). Nothing in the latents knows where B stands in
 the world, so the gap's integrated root trajectory ends near, not at, B's first frame. `place_between`
 closes that residual (pelvis x/z and heading) by turning and shifting the gap's frames about A's last
-pelvis with a weight that rises smoothly from 0 at A's last frame to 1 at B's first (smoothstep, no
-velocity step at either join), and B's context frames by the full correction; the residual before
+pelvis with a weight that rises smoothly from 0 at A's last frame to 1 at B's first (smootherstep,
+6u^5 - 15u^4 + 10u^3: no velocity or acceleration step at either join), and B's context frames by the full correction; the residual before
 the correction is reported by the generate stage (`root_end_error_before_correction_m`).
 """
 
@@ -129,7 +130,7 @@ def place_between(canonical: Tensor, a_joints: Tensor, b_joints: Tensor, c: int,
     shift[1] = 0.0
     k = torch.arange(out.shape[0], dtype=out.dtype)
     u = ((k - (c - 1)) / (b0 - (c - 1))).clamp(0, 1)
-    w = u * u * (3 - 2 * u)                                                            # smoothstep 0 -> 1
+    w = u ** 3 * (u * (6 * u - 15) + 10)          # smootherstep 0 -> 1: zero slope and curvature at both ends
     bent = _turn(out, w * d_yaw, pivot) + w[:, None, None] * shift
     return Placed(bent, before_m, math.degrees(abs(float(d_yaw))))
 
@@ -175,8 +176,9 @@ def inbetween(gm: GenerationModel, prior: LoadedPrior, a: MotionInput, b: Motion
 def continue_motion(gm: GenerationModel, prior: LoadedPrior, prefix: MotionInput, new: int, *, genre: int,
                     context: int, steps: int, solver: str, guidance: float, decoder_guidance: float = 1.0,
                     seed: int = 0) -> GeneratedMotion:
-    """The prefix's last `context` frames and `new` generated frames after them, in the prefix's frame."""
-    c = min(context, prefix.features.shape[0])
+    """The prefix's last `context` frames (at most half the prior's window) and `new` generated frames
+    after them, in the prefix's frame."""
+    c = min(context, prefix.features.shape[0], prior.window // 2)
     z_p = encode_input(gm, prefix).cpu()[:, -c:]
     z = continue_latents(prior, z_p, new, DOMAINS.index(prefix.domain), genre, steps=steps, solver=solver,
                          guidance=guidance, generator=torch.Generator().manual_seed(seed))

@@ -60,12 +60,13 @@ class PriorConfig:
     dropout: float
     n_domains: int       # real domains; id n_domains is the null domain
     n_genres: int        # genre ids 1..n_genres; 0 = unknown / null
+    kernel: int = 1      # frames the input embedding reads (a 1-D convolution; 1: per frame)
 
     @classmethod
     def from_params(cls, p, d_z: int, n_domains: int = N_DOMAINS, n_genres: int = N_GENRES) -> "PriorConfig":
         """Build from the `prior` section of params.yaml and the VAE's d_z."""
         return cls(d_z=d_z, d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads, mlp_ratio=p.mlp_ratio,
-                   dropout=p.dropout, n_domains=n_domains, n_genres=n_genres)
+                   dropout=p.dropout, n_domains=n_domains, n_genres=n_genres, kernel=p.kernel)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +74,7 @@ class PriorConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "PriorConfig":
         names = {f.name for f in fields(cls)}
+        d = {"kernel": 1, **d}                    # checkpoints written before the kernel existed
         if set(d) != names:
             raise ValueError(f"prior config keys {sorted(d)} do not match PriorConfig's {sorted(names)}")
         return cls(**d)
@@ -126,7 +128,10 @@ class FlowPrior(nn.Module):
         assert config.d_model % config.n_heads == 0 and config.d_model % 2 == 0
         self.config = config
         self.null_domain = config.n_domains
-        self.embed = nn.Linear(config.d_z, config.d_model)
+        assert config.kernel % 2 == 1
+        # Each frame's token sees its neighbours' noisy latents: local differences (the latents' own
+        # velocity and acceleration) are what high-frequency errors -- jitter once decoded -- show in.
+        self.embed = nn.Conv1d(config.d_z, config.d_model, config.kernel, padding=config.kernel // 2)
         self.time = TimeEmbedder(config.d_model)
         self.cond = ConditionEmbedder(config.d_model, config.n_domains + 1, config.n_genres)   # + the null domain
         self.blocks = nn.ModuleList(Block(config.d_model, config.n_heads, config.mlp_ratio, config.dropout)
@@ -138,7 +143,7 @@ class FlowPrior(nn.Module):
         # As `MotionVAE`: Xavier linears, N(0, 0.02) embeddings, adaLN-zero modulations and a zero
         # output layer, so the untrained network predicts velocity 0 and every block is the identity.
         for m in self.modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, (nn.Linear, nn.Conv1d)):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Embedding):
@@ -162,7 +167,7 @@ class FlowPrior(nn.Module):
         """x (B, T, Z) on the path at times t (B,), condition ids (B,) -> velocity (B, T, Z)."""
         B, T, _ = x.shape
         c = self.time(t) + self.cond(domain, genre)                                      # (B, D)
-        h = self.embed(x) + sinusoidal_positions(T, c.shape[-1], x.device)               # (B, T, D)
+        h = self.embed(x.transpose(1, 2)).transpose(1, 2) + sinusoidal_positions(T, c.shape[-1], x.device)  # (B, T, D)
         mask = torch.ones((B, T), dtype=torch.bool, device=x.device)
         for block in self.blocks:
             h = block(h, c, mask)
