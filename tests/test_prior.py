@@ -309,14 +309,15 @@ def test_prior_of_another_vae_is_refused_in_one_line(tmp_path):
 
 
 def analytic_prior_params(d: int, layers: int, d_z: int, mlp_ratio: float, n_domains: int, n_genres: int,
-                          kernel: int = 1) -> int:
+                          kernel: int = 1, out_kernel: int = 1) -> int:
     """FlowPrior's parameter count, written out from its layers (not from the module)."""
     hidden = int(d * mlp_ratio)
     linear = lambda i, o: i * o + o   # noqa: E731
     block = linear(d, 3 * d) + linear(d, d) + linear(d, hidden) + linear(hidden, d) + linear(d, 6 * d)
     return (linear(kernel * d_z, d) + 2 * linear(d, d)                      # latent embedding (conv), time MLP
             + (n_domains + 1) * d + (n_genres + 1) * d + 2 * linear(d, d)   # condition (+ null domain, + genre 0)
-            + layers * block + linear(d, 2 * d) + linear(d, d_z))           # blocks, final adaLN + projection
+            + layers * block + linear(d, 2 * d) + linear(d, d_z)            # blocks, final adaLN + projection
+            + (linear(out_kernel * d_z, d_z) if out_kernel > 1 else 0))      # output convolution
 
 
 def _readme_prior_seed_params():
@@ -345,13 +346,29 @@ def test_seed_sized_prior_configuration_size():
     cfg = PriorConfig.from_params(p, params.train.d_z)
     model = FlowPrior(cfg)
     n = model.num_params()
-    assert n == analytic_prior_params(512, 8, 256, p.mlp_ratio, 2, 10, p.kernel) == 39_918_336
+    assert n == analytic_prior_params(512, 8, 256, p.mlp_ratio, 2, 10, p.kernel, p.out_kernel) == 39_918_336
     out = model(torch.randn(1, 4, 256), torch.rand(1), torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.long))
     assert out.shape == (1, 4, 256)
 
 
 def test_param_count_tiny():
     assert FlowPrior(CFG).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10)
-    wide = PriorConfig(**{**CFG.to_dict(), "kernel": 5})
-    assert FlowPrior(wide).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10, kernel=5)
-    assert PriorConfig.from_dict({k: v for k, v in CFG.to_dict().items() if k != "kernel"}) == CFG   # older files
+    wide = PriorConfig(**{**CFG.to_dict(), "kernel": 5, "out_kernel": 3})
+    assert FlowPrior(wide).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10, kernel=5, out_kernel=3)
+    old = {k: v for k, v in CFG.to_dict().items() if k not in ("kernel", "out_kernel")}
+    assert PriorConfig.from_dict(old) == CFG                                  # files written before the kernels
+
+
+def test_convolutions_start_as_the_plain_network_and_mix_neighbours():
+    torch.manual_seed(0)
+    model = FlowPrior(PriorConfig(**{**CFG.to_dict(), "kernel": 3, "out_kernel": 3}))
+    x, t = torch.randn(2, 7, 4), torch.rand(2)
+    dom, gen = torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long)
+    assert torch.equal(model(x, t, dom, gen), torch.zeros(2, 7, 4))          # still zero at initialisation
+    w = model.out_conv.weight
+    assert torch.equal(w[:, :, 1], torch.eye(4)) and not w[:, :, [0, 2]].any()   # identity mixing at first
+    model = _randomised(model)
+    y = x.clone()
+    y[:, 0] += 1.0                                                            # change frame 0 only
+    d = (model(y, t, dom, gen) - model(x, t, dom, gen)).abs().sum(-1)
+    assert (d[:, :2] > 0).all()                                              # frame 0's neighbour feels it

@@ -284,6 +284,7 @@ class PriorParams(Section):
     mlp_ratio: PosFloat
     dropout: Fraction
     kernel: Annotated[int, Field(ge=1, le=15)]   # frames the input embedding reads (odd; 1: per frame)
+    out_kernel: Annotated[int, Field(ge=1, le=15)]   # frames the output velocity mixes (odd; 1: none)
     # data
     seq_len: Annotated[int, Field(ge=4)]         # latent frames per training window (sequences shorter are skipped)
     batch_size: PosInt
@@ -308,8 +309,9 @@ class PriorParams(Section):
 
     @model_validator(mode="after")
     def _heads(self) -> "PriorParams":
-        if self.kernel % 2 == 0:
-            raise ValueError(f"prior.kernel must be odd (a centred window), got {self.kernel}")
+        if self.kernel % 2 == 0 or self.out_kernel % 2 == 0:
+            raise ValueError(f"prior.kernel and prior.out_kernel must be odd (centred windows), got {self.kernel}, "
+                             f"{self.out_kernel}")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise ValueError(f"prior.d_model ({self.d_model}) must be divisible by prior.n_heads "
                              f"({self.n_heads}) into even head sizes")

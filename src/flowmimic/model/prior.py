@@ -61,12 +61,14 @@ class PriorConfig:
     n_domains: int       # real domains; id n_domains is the null domain
     n_genres: int        # genre ids 1..n_genres; 0 = unknown / null
     kernel: int = 1      # frames the input embedding reads (a 1-D convolution; 1: per frame)
+    out_kernel: int = 1  # frames the output velocity mixes (a 1-D convolution after the final layer; 1: none)
 
     @classmethod
     def from_params(cls, p, d_z: int, n_domains: int = N_DOMAINS, n_genres: int = N_GENRES) -> "PriorConfig":
         """Build from the `prior` section of params.yaml and the VAE's d_z."""
         return cls(d_z=d_z, d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads, mlp_ratio=p.mlp_ratio,
-                   dropout=p.dropout, n_domains=n_domains, n_genres=n_genres, kernel=p.kernel)
+                   dropout=p.dropout, n_domains=n_domains, n_genres=n_genres, kernel=p.kernel,
+                   out_kernel=p.out_kernel)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +76,7 @@ class PriorConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "PriorConfig":
         names = {f.name for f in fields(cls)}
-        d = {"kernel": 1, **d}                    # checkpoints written before the kernel existed
+        d = {"kernel": 1, "out_kernel": 1, **d}   # checkpoints written before the kernels existed
         if set(d) != names:
             raise ValueError(f"prior config keys {sorted(d)} do not match PriorConfig's {sorted(names)}")
         return cls(**d)
@@ -137,6 +139,10 @@ class FlowPrior(nn.Module):
         self.blocks = nn.ModuleList(Block(config.d_model, config.n_heads, config.mlp_ratio, config.dropout)
                                     for _ in range(config.n_layers))
         self.final = FinalLayer(config.d_model, config.d_z)
+        assert config.out_kernel % 2 == 1
+        # Built only when on (older checkpoints have none): the velocity of a frame mixes its neighbours'.
+        self.out_conv = (nn.Conv1d(config.d_z, config.d_z, config.out_kernel, padding=config.out_kernel // 2)
+                         if config.out_kernel > 1 else None)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -154,6 +160,11 @@ class FlowPrior(nn.Module):
         for layer in (self.final.adaLN_modulation[-1], self.final.linear):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if self.out_conv is not None:             # starts as the identity (centre tap I, the others 0)
+            nn.init.zeros_(self.out_conv.weight)
+            nn.init.zeros_(self.out_conv.bias)
+            with torch.no_grad():
+                self.out_conv.weight[:, :, self.config.out_kernel // 2].copy_(torch.eye(self.config.d_z))
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -171,7 +182,8 @@ class FlowPrior(nn.Module):
         mask = torch.ones((B, T), dtype=torch.bool, device=x.device)
         for block in self.blocks:
             h = block(h, c, mask)
-        return self.final(h, c)                                                          # (B, T, Z)
+        v = self.final(h, c)                                                             # (B, T, Z)
+        return v if self.out_conv is None else self.out_conv(v.transpose(1, 2)).transpose(1, 2)
 
 
 # ----------------------------------------------------------------------------- training objective
