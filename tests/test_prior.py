@@ -372,3 +372,32 @@ def test_convolutions_start_as_the_plain_network_and_mix_neighbours():
     y[:, 0] += 1.0                                                            # change frame 0 only
     d = (model(y, t, dom, gen) - model(x, t, dom, gen)).abs().sum(-1)
     assert (d[:, :2] > 0).all()                                              # frame 0's neighbour feels it
+
+
+@pytest.mark.slow
+def test_train_prior_two_process_ddp_gloo(tmp_path):
+    """`flowmimic train-prior` with prior.nproc_per_node 2 launches torchrun, as `train` does; the
+    all-reduced validation equals a one-process evaluation of the same EMA weights."""
+    import os
+    import subprocess
+    import sys
+
+    from fake_cache import write_params
+    from flowmimic.training.distributed import DistInfo
+
+    params = _vae_and_latents(tmp_path / "run", epochs=2, batch_size=2, nproc_per_node=2)
+    path = write_params(params, tmp_path / "params.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "flowmimic", "train-prior", "--params", str(path)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on 2 rank(s)" in proc.stderr
+    last = load_checkpoint(params.prior.last_path)
+    data = prior_stage.LatentData(params)
+    per_rank = len(data.epoch_batches(params.prior, 0, DistInfo(0, 0, 2, torch.device("cpu"))))
+    assert last["finished"] and last["step"] == 2 * per_rank
+    ema = FlowPrior(PriorConfig.from_dict(last["config"]))
+    ema.load_state_dict(last["ema"])
+    single = prior_stage.validate(ema, data, params.prior, DistInfo(0, 0, 1, torch.device("cpu")))
+    summary = json.loads((Path(params.prior.live_dir) / "metrics.json").read_text())
+    assert summary["val"]["flow_loss"] == pytest.approx(single["flow_loss"], rel=1e-5)

@@ -100,9 +100,9 @@ class LatentData:
         c = cond[[i for i, _ in keys]]
         return x, c[:, 0], c[:, 1]
 
-    def val_keys(self, length: int, info: DistInfo) -> list[tuple[int, int]]:
-        keys = [(i, s) for i, z in enumerate(self.val) for s in range(0, z.shape[0] - length + 1, length)]
-        return keys[info.rank::info.world_size]
+    def val_keys(self, length: int) -> list[tuple[int, int]]:
+        """Every non-overlapping val window, in order."""
+        return [(i, s) for i, z in enumerate(self.val) for s in range(0, z.shape[0] - length + 1, length)]
 
 
 # ----------------------------------------------------------------------------- steps
@@ -119,21 +119,27 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 @torch.no_grad()
 def validate(ema: FlowPrior, data: LatentData, p, info: DistInfo) -> dict[str, float]:
-    """Flow-matching loss of the EMA weights on the val windows (fixed noise and times), over all ranks."""
-    keys = data.val_keys(p.seq_len, info)
+    """Flow-matching loss of the EMA weights on the val windows, over all ranks.
+
+    The noise and time of every window are drawn for ALL windows in one fixed order (generator seeded
+    by `prior.seed`) and each rank takes its share, so the value does not depend on the rank count.
+    """
+    keys = data.val_keys(p.seq_len)
     g = torch.Generator().manual_seed(p.seed)
-    total, count = 0.0, 0
+    x0_all = torch.randn((len(keys), p.seq_len, data.d_z), generator=g)
+    t_all = torch.rand(len(keys), generator=g)
+    mine = list(range(info.rank, len(keys), info.world_size))
+    total, count, dev = 0.0, 0, info.device
     ema.eval()
-    for s in range(0, len(keys), p.batch_size):
-        x, dom, gen = data.stack(data.val, data.val_cond, keys[s:s + p.batch_size], p.seq_len)
-        x0 = torch.randn(x.shape, generator=g)
-        t = torch.rand(x.shape[0], generator=g)
+    for s in range(0, len(mine), p.batch_size):
+        idx = mine[s:s + p.batch_size]
+        x, dom, gen = data.stack(data.val, data.val_cond, [keys[i] for i in idx], p.seq_len)
+        x0, t = x0_all[idx], t_all[idx]
         xt = (1 - t)[:, None, None] * x0 + t[:, None, None] * x
-        dev = info.device
         err = (ema(xt.to(dev), t.to(dev), dom.to(dev), gen.to(dev)).float() - (x - x0).to(dev)) ** 2
         total += err.mean((1, 2)).sum().item()
         count += x.shape[0]
-    return reduce_mean({"flow_loss": total}, count, info.device) if count or info.world_size > 1 else {}
+    return reduce_mean({"flow_loss": total}, count, dev) if keys else {}
 
 
 def _checkpoint(model: nn.Module, ema: nn.Module, optimizer, scheduler, state: TrainState, config: PriorConfig,
