@@ -163,3 +163,20 @@ def test_foot_skating_pools_counts_over_windows():
     counts = [foot_skating_counts(j, 20.0) for j in s.joints]
     assert out["contact_steps"] == sum(c for _, c in counts) > 0
     assert out["rate"] == round(sum(k for k, _ in counts) / out["contact_steps"], 4)
+
+
+def test_memorisation_flags_copies_of_training_windows():
+    from flowmimic.evaluation.generated import memorisation, nearest_distances
+
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.randn(40, 6, 263, generator=g), torch.randn(30, 6, 263, generator=g)
+    ident = lambda x: x   # noqa: E731
+    copies = memorisation(train[:20] + 0.01, test, train, ident)
+    assert not copies["passed"] and copies["share_below_real_5th_percentile"] == 1.0
+    fresh = memorisation(torch.randn(30, 6, 263, generator=g), test, train, ident)
+    assert fresh["passed"] or fresh["ratio_to_real"] > 0.97
+    # the distance is the RMS over the continuous dims, computed independently here
+    q, r = test[:3], train
+    d = nearest_distances(q, r)
+    expect = [min(float(((a - b) ** 2).mean().sqrt()) for b in r) for a in q]
+    assert np.allclose(d, expect, atol=1e-9)
