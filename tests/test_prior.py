@@ -346,7 +346,7 @@ def test_seed_sized_prior_configuration_size():
     cfg = PriorConfig.from_params(p, params.train.d_z)
     model = FlowPrior(cfg)
     n = model.num_params()
-    assert n == analytic_prior_params(512, 8, 256, p.mlp_ratio, 2, 10, p.kernel, p.out_kernel) == 39_918_336
+    assert n == analytic_prior_params(512, 8, 256, p.mlp_ratio, 2, 10, p.kernel, p.out_kernel) == 40_901_632
     out = model(torch.randn(1, 4, 256), torch.rand(1), torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.long))
     assert out.shape == (1, 4, 256)
 
