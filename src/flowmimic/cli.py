@@ -34,7 +34,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "train-prior": ("flowmimic.training.launch_prior", "main",
                     "train the flow-matching prior over the VAE's latents (DDP when prior.nproc_per_node > 1)"),
     "generate": ("flowmimic.stages.generate", "main",
-                 "transfers, prior samples and the label-matters check, judged by the classifier on test"),
+                 "transfers, VAE-prior vs flow samples, in-betweening and the label-matters check, judged "
+                 "on test"),
 }
 
 
