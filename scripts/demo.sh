@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up the environment, then run the whole DVC pipeline on the built-in demo data
-# (demo_data -> split -> cache -> validate -> stats -> train -> evaluate). Extra arguments go to
+# (demo_data -> split -> cache -> validate -> stats -> train -> evaluate -> classifier -> latents ->
+# train_prior -> generate). Extra arguments go to
 # `dvc repro` (e.g. `bash scripts/demo.sh -f` to force every stage).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +40,9 @@ Where things are:
   metrics/eval.json         evaluation on the test split (and val): MPJPE, PA-MPJPE, ACCL, contacts, style, losses + intervals
   metrics/plots/            per-genre MPJPE, style confusion matrix, GT-vs-reconstruction GIFs
   metrics/classifier.json   the independent genre classifier on real AIST++ test windows (+ confusion plot)
-  metrics/generate.json     transfers, samples, label-matters check judged by it; metrics/generate/ grid GIF
+  metrics/generate.json     transfers, VAE-prior vs flow samples, in-betweening, label-matters check judged by it;
+                            metrics/generate/ grid GIF, flow_samples.gif
+  models/flow_prior.pt      the flow prior over the VAE's latents (data/latents/, dvclive/prior/)
   dvclive/train/            training curves (metrics.json, plots/)
   models/motion_vae.pt      best checkpoint (models/last.pt: resumable state)
 Render every plot to HTML:  .venv/bin/dvc plots show   (then open dvc_plots/index.html)

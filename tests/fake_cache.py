@@ -43,6 +43,14 @@ TINY_TRAIN: dict[str, Any] = dict(
 )
 
 
+TINY_PRIOR: dict[str, Any] = dict(
+    seed=0, device="cpu", nproc_per_node=1, threads=1, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2.0, dropout=0.0, kernel=3, out_kernel=3,
+    seq_len=8, batch_size=4, windows_per_sequence=2, epochs=2, lr=3e-3, min_lr_ratio=0.1, weight_decay=0.0,
+    warmup_steps=2, grad_clip=1.0, cond_dropout=0.2, time_sampling="logit_normal", ema_decay=0.9,
+    val_every_epochs=1, log_every_steps=1, resume=True,
+)
+
+
 def _sequence(frames: int, domain: str, genre_id: int, seed: int, feet_threshold: float) -> np.ndarray:
     """(frames, 263) float32 features of a demo motion of `frames` + 1 joint frames at 20 fps."""
     if domain == "aist":
@@ -53,7 +61,7 @@ def _sequence(frames: int, domain: str, genre_id: int, seed: int, feet_threshold
 
 
 def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_test: int = 3, frames: tuple[int, int] = (9, 30),
-                    seed: int = 0, train: dict[str, Any] | None = None) -> Params:
+                    seed: int = 0, train: dict[str, Any] | None = None, prior: dict[str, Any] | None = None) -> Params:
     """Write the fake cache + splits + bad lists + stats under `root`; return matching Params.
 
     Args:
@@ -61,6 +69,7 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_tes
             per domain and one skipped AIST++ sequence).
         frames: [min, max) frames of the regular sequences; one per domain and split has 5 frames.
         train: overrides of `TINY_TRAIN` (itself an override of params.yaml's train section).
+        prior: overrides of `TINY_PRIOR` (idem, the prior section).
     """
     root = Path(root).resolve()
     raw = read_yaml(REPO / "params.yaml")
@@ -118,6 +127,10 @@ def make_fake_cache(root: str | Path, *, n_train: int = 6, n_val: int = 3, n_tes
     raw["train"].update(TINY_TRAIN, model_path=str(root / "models/motion_vae.pt"),
                         last_path=str(root / "models/last.pt"), live_dir=str(root / "dvclive/train"))
     raw["train"].update(train or {})
+    raw["latents"].update(dir=str(root / "latents"), threads=1)
+    raw["prior"].update(TINY_PRIOR, model_path=str(root / "models/flow_prior.pt"),
+                        last_path=str(root / "models/flow_prior_last.pt"), live_dir=str(root / "dvclive/prior"))
+    raw["prior"].update(prior or {})
     raw["evaluate"].update(metrics=str(root / "metrics/eval.json"), plots_dir=str(root / "metrics/plots"))
     raw["classifier"].update(model_path=str(root / "models/genre_classifier.pt"),
                              metrics=str(root / "metrics/classifier.json"), plots_dir=str(root / "metrics/classifier"))

@@ -24,18 +24,21 @@ WINDOW = 12
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, one_thread):
     """A fake cache long enough for 12-frame windows, a 2-epoch VAE and a 2-epoch classifier on it."""
-    from flowmimic.stages import classifier, train
+    from flowmimic.stages import classifier, latents, train, train_prior
 
     root = tmp_path_factory.mktemp("gen")
-    params = make_fake_cache(root, frames=(26, 40), n_test=4, train=dict(seq_len=WINDOW))
+    params = make_fake_cache(root, frames=(26, 40), n_test=4, train=dict(seq_len=WINDOW), prior=dict(seq_len=WINDOW))
     params = params.model_copy(update={
         "evaluate": params.evaluate.model_copy(update=dict(window_frames=WINDOW)),
         "classifier": params.classifier.model_copy(update=dict(d_model=16, n_layers=1, n_heads=2, seq_len=WINDOW,
                                                                windows_per_sequence=2, epochs=2, device="cpu")),
         "generate": params.generate.model_copy(update=dict(samples_per_genre=2, label_windows_per_genre=2,
-                                                           bootstrap=20, gif_frames=4))})
+                                                           bootstrap=20, gif_frames=4, steps=3, fid_steps=[2, 3],
+                                                           mvh_samples=4, inbetween_frames=4, context_frames=4))})
     train.main(params)
     classifier.main(params)
+    latents.main(params)
+    train_prior.main(params)
     return params
 
 
@@ -53,6 +56,23 @@ def test_generate_stage_counts_and_writes_everything(trained):
     assert metrics["transfer"]["classified_as_target"]["windows"] == n_transfer > 0
     assert metrics["real"]["classifier_accuracy"]["windows"] == _windows_of(trained, "test", "aist")
     assert metrics["samples"]["classified_as_genre"]["windows"] == N_GENRES * 2
+    assert metrics["flow"]["classified_as_genre"]["windows"] == N_GENRES * 2
+    for sampler in ("samples", "flow"):                          # side by side, the same measurements
+        part = metrics[sampler]
+        assert part["mvh"]["windows"] == 4 and {"fid_k", "div_k", "foot_skating", "acceleration_mps2",
+                                                 "memorisation"} <= set(part["mvh"])
+        assert part["div_k_relative_to_real"] == pytest.approx(part["div_k"] / metrics["real"]["div_k"], abs=1e-3)
+        mem = part["memorisation"]
+        assert mem["real_test_median_nn_distance"] == metrics["real"]["memorisation_median_nn_distance"]
+        assert mem["passed"] == (mem["median_nn_distance"] >= mem["real_test_median_nn_distance"])
+    assert set(metrics["flow"]["fid_k_at_steps"]) == {"2", "3"}
+    assert metrics["flow"]["fid_k_at_steps"]["3"] == pytest.approx(metrics["flow"]["fid_k"], abs=1e-3)
+    ib = metrics["inbetween"]
+    assert ib["context_frames"] == 4 and ib["gap_frames"] == 4 and ib["windows"] > 0
+    assert ib["root_end_error_m"] < 1e-4 and ib["heading_end_error_deg"] < 1e-2      # the bend meets B
+    assert set(ib["targets"]) >= {"given_within_recon_plus_5mm", "gap_fid_k_below_linear"}
+    assert set(metrics["comparison"]["targets"]) >= {"fid_k_at_most_half_of_vae_prior", "fid_k_at_most_3x_floor"}
+    assert (Path(trained.generate.plots_dir) / "flow_samples.gif").stat().st_size > 0
     n_label = metrics["label_matters"]["source_windows"]
     assert metrics["label_matters"]["followed"]["windows"] == (N_GENRES - 1) * n_label > 0
     for part in (metrics["transfer"]["classified_as_target"], metrics["samples"]["classified_as_genre"],
@@ -87,6 +107,7 @@ def test_generate_follows_the_label_it_decoded_with(trained, monkeypatch):
     m = generate.main(trained)
     assert m["transfer"]["classified_as_target"]["rate"] == pytest.approx(0.1, abs=1e-4)
     assert m["samples"]["classified_as_genre"]["rate"] == pytest.approx(0.1, abs=1e-4)
+    assert m["flow"]["classified_as_genre"]["rate"] == pytest.approx(0.1, abs=1e-4)
     n = m["label_matters"]["source_windows"]
     picked_genre_3 = m["label_matters"]["kept_original"] * (N_GENRES - 1) * n / (N_GENRES - 1)
     # Windows of genre 3 never get label 3 again; every other window gets it once in its 9 relabels.
@@ -142,3 +163,20 @@ def test_foot_skating_pools_counts_over_windows():
     counts = [foot_skating_counts(j, 20.0) for j in s.joints]
     assert out["contact_steps"] == sum(c for _, c in counts) > 0
     assert out["rate"] == round(sum(k for k, _ in counts) / out["contact_steps"], 4)
+
+
+def test_memorisation_flags_copies_of_training_windows():
+    from flowmimic.evaluation.generated import memorisation, nearest_distances
+
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.randn(40, 6, 263, generator=g), torch.randn(30, 6, 263, generator=g)
+    ident = lambda x: x   # noqa: E731
+    copies = memorisation(train[:20] + 0.01, test, train, ident)
+    assert not copies["passed"] and copies["share_below_real_5th_percentile"] == 1.0
+    fresh = memorisation(torch.randn(30, 6, 263, generator=g), test, train, ident)
+    assert fresh["passed"] or fresh["ratio_to_real"] > 0.97
+    # the distance is the RMS over the continuous dims, computed independently here
+    q, r = test[:3], train
+    d = nearest_distances(q, r)
+    expect = [min(float(((a - b) ** 2).mean().sqrt()) for b in r) for a in q]
+    assert np.allclose(d, expect, atol=1e-9)

@@ -22,7 +22,8 @@ import yaml
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-ALL_STAGES = ["demo_data", "split", "cache", "validate", "stats", "train", "evaluate", "classifier", "generate"]
+ALL_STAGES = ["demo_data", "split", "cache", "validate", "stats", "train", "evaluate", "classifier", "latents",
+              "train_prior", "generate"]
 TINY = {
     "demo": {"aist_dancers": 3, "aist_val_dancers": 1, "aist_test_dancers": 1, "aist_sequences": 1,
              "aist_seconds": [3, 4], "mvh_performers": 8, "mvh_outfits": 1, "mvh_seconds": [4, 5]},
@@ -33,7 +34,11 @@ TINY = {
               "windows_per_sequence": 1, "warmup_steps": 2, "kl_warmup_steps": 4, "val_every_epochs": 1},
     "evaluate": {"gif_frames": 4, "window_frames": 32, "bootstrap": 100},
     "classifier": {"d_model": 16, "n_layers": 1, "n_heads": 2, "seq_len": 32, "windows_per_sequence": 2, "epochs": 2},
-    "generate": {"samples_per_genre": 2, "label_windows_per_genre": 1, "bootstrap": 20, "gif_frames": 4},
+    "latents": {"threads": 1},
+    "prior": {"d_model": 16, "n_layers": 1, "n_heads": 2, "seq_len": 32, "batch_size": 8, "epochs": 2,
+              "windows_per_sequence": 1, "warmup_steps": 2, "val_every_epochs": 1, "threads": 1},
+    "generate": {"samples_per_genre": 2, "label_windows_per_genre": 1, "bootstrap": 20, "gif_frames": 4,
+                 "mvh_samples": 4, "steps": 2, "fid_steps": [2], "inbetween_frames": 8, "context_frames": 8},
 }
 
 
@@ -104,6 +109,8 @@ def test_repro_then_nothing_to_do(repo):
     out = run("dvc repro", repo)
     assert sorted(stages_run(out)) == sorted(ALL_STAGES)
     for f in ("metrics/data.json", "metrics/eval.json", "dvclive/train/metrics.json", "models/motion_vae.pt",
+              "models/flow_prior.pt", "dvclive/prior/metrics.json", "data/latents/index.json",
+              "metrics/generate/flow_samples.gif",
               "metrics/classifier.json", "metrics/generate.json", "metrics/generate/transfer_grid.gif",
               "metrics/transfer_grid.npz", "models/genre_classifier.pt",
               "metrics/plots/per_genre_mpjpe.json", "metrics/plots/recon_mvh.gif", "data/stats/mean_std_263_train.npz"):
@@ -124,13 +131,24 @@ def test_repro_then_nothing_to_do(repo):
 
 def test_param_changes_rerun_exactly_the_dependent_stages(repo):
     set_params(repo, {"stats": {"group_std": True}})
-    assert sorted(stages_run(run("dvc repro", repo))) == ["evaluate", "generate", "stats", "train"]
-    set_params(repo, {"generate": {"guidance": 2.0}})
+    assert sorted(stages_run(run("dvc repro", repo))) == ["evaluate", "generate", "latents", "stats", "train",
+                                                         "train_prior"]
+    set_params(repo, {"generate": {"guidance": 1.0}})          # the flow's guidance: sampling only, no retraining
     assert stages_run(run("dvc repro", repo)) == ["generate"]
+    set_params(repo, {"prior": {"epochs": 3}})
+    assert stages_run(run("dvc repro", repo)) == ["train_prior", "generate"]
     set_params(repo, {"features": {"feet_threshold": 0.003}})
     assert sorted(stages_run(run("dvc repro", repo))) == sorted(["cache", "validate", "stats", "train", "evaluate",
-                                                                 "classifier", "generate"])
+                                                                 "classifier", "latents", "train_prior", "generate"])
     run("git add -A && git commit -qm 'param changes'", repo)
+
+
+def test_flow_guidance_experiment_compares_generations_without_retraining(repo):
+    out = run("dvc exp run -S generate.guidance=3.0", repo)
+    assert stages_run(out) == ["generate"]                    # the prior is not retrained
+    diff = json.loads(run("dvc metrics diff --json", repo).strip().splitlines()[-1])
+    assert any(k.startswith("flow.") for k in diff["metrics/generate.json"])
+    assert "settings.guidance" in diff["metrics/generate.json"]
 
 
 def test_experiment_and_metrics_diff(repo):

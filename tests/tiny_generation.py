@@ -69,3 +69,25 @@ def train_tiny_checkpoint(path: str | Path, features: list[torch.Tensor], domain
                                           train_params, ("test", "test"), normalizer=norm, finished=True))
     return Path(path)
 
+
+
+def save_tiny_prior(path: str | Path, vae_path: str | Path, d_z: int = TINY["d_z"], window: int = WINDOW,
+                    seed: int = 0) -> Path:
+    """A flow-prior checkpoint in the train_prior stage's layout, paired with the VAE at `vae_path` (its
+    sha256), with small random weights (the commands' plumbing, not its quality, is under test)."""
+    from flowmimic.generation.checkpoint import file_sha256
+    from flowmimic.generation.flow import PRIOR_KIND
+    from flowmimic.model.prior import FlowPrior, PriorConfig
+    from flowmimic.training.checkpoint import CHECKPOINT_VERSION
+
+    g = torch.Generator().manual_seed(seed)
+    cfg = PriorConfig(d_z=d_z, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2.0, dropout=0.0, n_domains=2,
+                      n_genres=10, kernel=3)
+    model = FlowPrior(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    save_checkpoint(path, {"version": CHECKPOINT_VERSION, "kind": PRIOR_KIND, "config": cfg.to_dict(),
+                           "model": model.state_dict(), "latent_mean": torch.zeros(d_z), "latent_std": torch.ones(d_z),
+                           "vae_sha256": file_sha256(vae_path), "window": window})
+    return Path(path)

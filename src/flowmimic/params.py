@@ -263,6 +263,61 @@ class TrainParams(Section):
         return self
 
 
+class LatentsParams(Section):
+    """The latents stage: every usable sequence encoded by the frozen VAE (posterior means per frame)."""
+
+    dir: str                           # data/latents: <domain>/<id>.npy (frames, d_z) + index.json
+    threads: PosInt                    # torch CPU threads (they change float results)
+
+
+class PriorParams(Section):
+    """The flow-matching prior over the VAE's latents (`model/prior.py`, stage train_prior)."""
+
+    seed: NonNegInt
+    device: Literal["auto", "cpu", "cuda"]
+    nproc_per_node: PosInt             # 1: train in-process; > 1: DDP, one process per rank via torchrun
+    threads: PosInt                    # torch intra-op CPU threads per process
+    # model
+    d_model: PosInt
+    n_layers: PosInt
+    n_heads: PosInt
+    mlp_ratio: PosFloat
+    dropout: Fraction
+    kernel: Annotated[int, Field(ge=1, le=15)]   # frames the input embedding reads (odd; 1: per frame)
+    out_kernel: Annotated[int, Field(ge=1, le=15)]   # frames the output velocity mixes (odd; 1: none)
+    # data
+    seq_len: Annotated[int, Field(ge=4)]         # latent frames per training window (sequences shorter are skipped)
+    batch_size: PosInt
+    windows_per_sequence: PosInt       # random crops drawn from each train sequence per epoch
+    # optimisation
+    epochs: PosInt
+    lr: PosFloat
+    min_lr_ratio: Fraction
+    weight_decay: NonNegFloat
+    warmup_steps: NonNegInt
+    grad_clip: NonNegFloat             # 0 disables clipping
+    cond_dropout: Annotated[float, Field(ge=0, lt=1)]   # share of conditions replaced by the null one (CFG)
+    time_sampling: Literal["uniform", "logit_normal"]
+    ema_decay: Annotated[float, Field(ge=0, lt=1)]      # EMA of the weights (0: the raw weights); saved models are EMA
+    # bookkeeping
+    val_every_epochs: PosInt
+    log_every_steps: PosInt
+    resume: bool
+    model_path: str                    # best validation checkpoint (EMA weights)
+    last_path: str                     # resumable state
+    live_dir: str
+
+    @model_validator(mode="after")
+    def _heads(self) -> "PriorParams":
+        if self.kernel % 2 == 0 or self.out_kernel % 2 == 0:
+            raise ValueError(f"prior.kernel and prior.out_kernel must be odd (centred windows), got {self.kernel}, "
+                             f"{self.out_kernel}")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"prior.d_model ({self.d_model}) must be divisible by prior.n_heads "
+                             f"({self.n_heads}) into even head sizes")
+        return self
+
+
 class EvaluateParams(Section):
     metrics: str                       # metrics/eval.json
     plots_dir: str                     # metrics/plots
@@ -307,8 +362,17 @@ class GenerateParams(Section):
     """The generate stage: transfers, prior samples and the label-matters check, judged on the test split."""
 
     seed: NonNegInt                    # sample latents, picks of windows, bootstrap
-    guidance: NonNegFloat              # classifier-free guidance over the genre label; 1 = plain decoding
-    samples_per_genre: PosInt          # prior samples (one judging window each) per genre
+    sampler: Literal["vae_prior", "flow", "both"]   # which samplers to make and judge
+    steps: PosInt                      # flow ODE steps
+    solver: Literal["euler", "midpoint"]
+    guidance: NonNegFloat              # the flow prior's classifier-free guidance; 1 = plain conditional velocity
+    decoder_guidance: NonNegFloat      # the VAE decoder's classifier-free guidance over the genre label; 1 = plain
+    fid_steps: list[PosInt]            # extra flow step counts whose FID_k is reported (8, 16 in the demo)
+    samples_per_genre: PosInt          # samples (one judging window each) per genre, per sampler
+    mvh_samples: PosInt                # samples decoded as MVHumanNet, per sampler
+    inbetween_frames: Annotated[int, Field(ge=2)]   # the in-betweening check: gap frames ...
+    context_frames: Annotated[int, Field(ge=1)]     # ... between this many known frames on either side
+    memorisation_stride: PosInt        # start-frame stride of the train windows searched for nearest neighbours
     label_windows_per_genre: PosInt    # AIST++ test windows per genre re-decoded with every other label
     bootstrap: NonNegInt               # resamples for the 95 % intervals; 0: none
     gif_genres: Annotated[list[str], Field(min_length=1, max_length=5)]   # genres of the grid GIF's transfers
@@ -337,6 +401,8 @@ class Params(Section):
     train: TrainParams
     evaluate: EvaluateParams
     classifier: ClassifierParams
+    latents: LatentsParams
+    prior: PriorParams
     generate: GenerateParams
 
     # `validate` would shadow a BaseModel method, so the attribute is `validate_`.

@@ -9,6 +9,7 @@ Intervals are 95 % percentile bootstraps over the windows of the set (`motion_me
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,3 +118,41 @@ def mean_with_interval(values: np.ndarray, resamples: int, seed: int) -> dict:
     if len(values) and resamples:
         out["ci95"] = _ci(bootstrap_mean(values, resamples, seed=seed))
     return out
+
+
+def acceleration(windows: WindowSet, fps: float, resamples: int, seed: int) -> dict:
+    """Mean joint acceleration magnitude (m/s^2, second differences at `fps`) over the set's windows."""
+    j = windows.joints.double()
+    per_window = ((j[:, 2:] - 2 * j[:, 1:-1] + j[:, :-2]).norm(dim=-1) * fps * fps).mean((1, 2)).numpy()
+    return mean_with_interval(per_window, resamples, seed)
+
+
+def nearest_distances(query: Tensor, reference: Tensor, chunk: int = 256) -> np.ndarray:
+    """For each (W, C) window of `query` (N, W, C), the RMS distance to its nearest window of `reference` (M, W, C)."""
+    ref = reference.flatten(1).double()
+    out = []
+    for s in range(0, query.shape[0], chunk):
+        q = query[s:s + chunk].flatten(1).double()
+        out.append(torch.cdist(q, ref).amin(1) / math.sqrt(ref.shape[1]))
+    return torch.cat(out).numpy()
+
+
+def memorisation(generated: Tensor, real_test: Tensor, train: Tensor, normalize) -> dict:
+    """Are samples nearer to training windows than real unseen windows are?
+
+    Each window's nearest TRAIN window in feature space (the normalised continuous 263-D features,
+    `normalize` the VAE's normaliser; RMS distance over frames x dims), for the generated windows and
+    for the real test windows; `passed`: the generated median is not below the real one;
+    `share_below_real_5th_percentile`: the share of near-copies (about 0.05 for a set like the real one).
+    """
+    def prep(x: Tensor) -> Tensor:
+        return normalize(x.float())[..., layout.CONTINUOUS]
+
+    train_n = prep(train)
+    gen, real = nearest_distances(prep(generated), train_n), nearest_distances(prep(real_test), train_n)
+    g_med, r_med, r_low = float(np.median(gen)), float(np.median(real)), float(np.quantile(real, 0.05))
+    return {"train_windows": int(train.shape[0]), "median_nn_distance": _r(g_med),
+            "real_test_median_nn_distance": _r(r_med), "ratio_to_real": _r(g_med / r_med) if r_med else None,
+            "share_below_real_median": _r((gen < r_med).mean()),
+            # near-copies: nearer to a train window than all but 5 % of real unseen windows are
+            "share_below_real_5th_percentile": _r((gen < r_low).mean()), "passed": bool(g_med >= r_med)}

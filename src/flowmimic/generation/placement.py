@@ -30,14 +30,20 @@ def extend_frames(joints: Tensor, n_frames: int) -> Tensor:
     return torch.cat((joints, joints[-1] + steps * velocity), dim=0)
 
 
+def place(canonical: Tensor, reference: Tensor) -> Tensor:
+    """Joints recovered from features (N, 22, 3), canonical frame -> the frame of `reference` (T, 22, 3):
+    its first frame's heading and pelvis (x, z) and its floor (lowest point); N frames kept."""
+    ref = reference.to(torch.float32)
+    face = canonical_heading(ref)                                                     # (4,)
+    turned = quat_rotate(quat_inv(face).to(canonical.dtype).expand(*canonical.shape[:-1], 4), canonical)
+    offset = torch.stack((ref[0, PELVIS, 0], ref[..., 1].amin(), ref[0, PELVIS, 2])).to(canonical.dtype)
+    return turned + offset
+
+
 def put_back(canonical: Tensor, reference: Tensor) -> Tensor:
     """Joints recovered from features (N, 22, 3), canonical frame -> the frame of `reference` (T, 22, 3).
 
     Returns (T, 22, 3) in `canonical`'s dtype: heading, frame-0 pelvis (x, z), floor and frame
     count of `reference` (see the module docstring).
     """
-    ref = reference.to(torch.float32)
-    face = canonical_heading(ref)                                                     # (4,)
-    turned = quat_rotate(quat_inv(face).to(canonical.dtype).expand(*canonical.shape[:-1], 4), canonical)
-    offset = torch.stack((ref[0, PELVIS, 0], ref[..., 1].amin(), ref[0, PELVIS, 2])).to(canonical.dtype)
-    return extend_frames(turned + offset, reference.shape[0])
+    return extend_frames(place(canonical, reference), reference.shape[0])

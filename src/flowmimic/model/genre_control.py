@@ -12,7 +12,7 @@ reproducible (no module built, no random number drawn):
       adversarial training with a gradient reversal layer: Ganin & Lempitsky, "Unsupervised Domain
       Adaptation by Backpropagation", ICML 2015. The critic is temporal (1-D convolutions) because a
       genre shows in rhythm and dynamics, which a per-frame or mean-pooled critic cannot see.
-  condition dropout + classifier-free guidance (`train.cond_dropout`, `generate.guidance`)
+  condition dropout + classifier-free guidance (`train.cond_dropout`, `generate.decoder_guidance`)
       At training, each AIST++ window's genre label is replaced, with probability p, by the null id
       `UNKNOWN_GENRE` (0, the id unlabelled MVHumanNet windows already carry), so the decoder learns
       both p(x | z, genre) and p(x | z). At decoding, guidance s extrapolates from the unconditional

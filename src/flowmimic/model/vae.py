@@ -81,12 +81,20 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
 
 
-def sinusoidal_positions(n: int, dim: int, device: torch.device | None = None) -> Tensor:
-    """Transformer sine/cosine frame encodings (Vaswani et al. 2017): (n, dim), dim even."""
-    pos = torch.arange(n, dtype=torch.float32, device=device)[:, None]                 # (n, 1)
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / dim))
+def sinusoidal_embedding(values: Tensor, dim: int) -> Tensor:
+    """Sine/cosine encodings of real values (Vaswani et al. 2017): (n,) -> (n, dim), dim even.
+
+    Frame positions use it with 0, 1, 2, ...; the flow prior (`model.prior`) with its scaled flow time.
+    """
+    pos = values.to(torch.float32)[:, None]                                             # (n, 1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=values.device) * (-math.log(10000.0) / dim))
     angles = pos * freq                                                                 # (n, dim/2)
     return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)                 # (n, dim) sin,cos interleaved
+
+
+def sinusoidal_positions(n: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """Transformer sine/cosine frame encodings (Vaswani et al. 2017): (n, dim), dim even."""
+    return sinusoidal_embedding(torch.arange(n, dtype=torch.float32, device=device), dim)
 
 
 class Attention(nn.Module):

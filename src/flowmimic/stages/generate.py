@@ -1,29 +1,45 @@
-"""Generate stage: transfer, sample and re-label with the trained VAE; judge it all on the test split.
+"""Generate stage: transfer, sample and re-label with the trained VAE and its flow prior; judge it all
+on the test split.
 
 Everything is made with the generation library (`flowmimic.generation.core`: `encode_features`,
-`decode_latents`, `sample` -- the functions behind `flowmimic transfer` / `sample`), at
-`generate.guidance`, and judged in windows of `evaluate.window_frames` frames by the frozen genre
-classifier (`classifier.model_path`, trained on real AIST++ train windows only):
+`decode_latents`, `sample` -- the functions behind `flowmimic transfer` / `sample`; `generation.flow`
+and `generation.inbetween` for the flow prior), decoded at `generate.decoder_guidance`, and judged
+in windows of `evaluate.window_frames` frames by the frozen genre classifier (`classifier.model_path`,
+trained on real AIST++ train windows only):
 
   real          real AIST++ test windows: the classifier's accuracy (the yardstick for the rest);
   transfer      every MVHumanNet test sequence encoded as MVHumanNet and decoded as AIST++ in each
                 of the 10 genres; how often the classifier names the target genre, and the content
                 kept (pelvis-trajectory error in metres and foot-contact agreement, window by window
                 in the window's canonical frame);
-  samples       `generate.samples_per_genre` prior samples of one window per genre;
+  samples       the VAE-prior sampler (z ~ N(0, I) per frame): `generate.samples_per_genre` windows
+                per genre (seed `generate.seed` + genre id) and `generate.mvh_samples` decoded as
+                MVHumanNet (seed + 100), when `generate.sampler` is vae_prior or both;
+  flow          the flow prior's samples, the same counts and seeds, `generate.steps` steps of
+                `generate.solver` at guidance `generate.guidance` (FID_k also at each of
+                `generate.fid_steps`), when `generate.sampler` is flow or both; and the in-betweening
+                check (`inbetween`): every full window of `2 context_frames + inbetween_frames` of the
+                AIST++ test sequences, A = everything before the gap, B = everything after it, each
+                encoded on its own, the gap filled by the prior and judged against the real gap and a
+                linear joint interpolation of it;
   label_matters up to `generate.label_windows_per_genre` AIST++ test windows per genre, encoded and
                 decoded with every OTHER genre label: how often the classifier follows the new label
                 (`followed`) or keeps the original (`kept_original`), beside its accuracy on the same
                 windows decoded with their own label (`reconstructed_accuracy`);
-  floor         the real-vs-real reference: real AIST++ TRAIN windows against the real test windows.
+  floor         the real-vs-real reference: real AIST++ TRAIN windows against the real test windows
+                (`mvh.floor`: the same for MVHumanNet).
 
-FID_k / FID_g / Div_k / Div_g (`motion_metrics`, z-scored by the real test windows) and foot skating
-for every set; 95 % bootstrap intervals over windows on pooled figures; per-genre figures only for
-genres with at least `motion_metrics.MIN_WINDOWS_PER_GENRE` windows (counts otherwise).
+FID_k / FID_g / Div_k / Div_g (`motion_metrics`, z-scored by the real test windows), foot skating,
+mean joint acceleration and a memorisation check (each window's nearest train window in feature
+space, against the same for real test windows) for every sample set; 95 % bootstrap intervals over
+windows on pooled figures; per-genre figures only for genres with at least
+`motion_metrics.MIN_WINDOWS_PER_GENRE` windows (counts otherwise). `comparison` sets the flow beside
+the VAE-prior sampler against the issue's targets.
 
 Writes `generate.metrics` (DVC metrics); under `generate.plots_dir`, `transfer_grid.gif` (the first
-MVHumanNet test sequence and its transfers to `generate.gif_genres`) and `transfer_confusion.json`;
-and `generate.grid`, the GIF's joints (`scripts/render_transfer.py` draws the README's picture from it).
+MVHumanNet test sequence and its transfers to `generate.gif_genres`), `transfer_confusion.json` and
+`flow_samples.gif` (one flow sample per genre); and `generate.grid`, the transfer GIF's joints
+(`scripts/render_transfer.py` draws the README's picture from it).
 """
 
 from __future__ import annotations
@@ -37,19 +53,25 @@ import torch
 
 from flowmimic.cache.catalog import CachedSequence, usable_sequences
 from flowmimic.errors import DataError
-from flowmimic.evaluation.generated import (WindowSet, content_kept, distribution, foot_skating, judged,
-                                            mean_with_interval)
+from flowmimic.body.skeleton import PELVIS
+from flowmimic.evaluation.generated import (WindowSet, acceleration, content_kept, distribution, foot_skating, judged,
+                                            mean_with_interval, memorisation)
+from flowmimic.features.humanml3d import features_to_joints
+from flowmimic.generation.flow import load_prior, sample_latents
+from flowmimic.generation.inbetween import context_frames, heading, inbetween_latents, place_between, wrap
 from flowmimic.evaluation.reconstruct import evaluation_keys
 from flowmimic.generation.checkpoint import load_generation_model
 from flowmimic.generation.core import decode_latents, encode_features, sample
 from flowmimic.io import save_npz, write_json
 from flowmimic.model.classifier import load_classifier
-from flowmimic.evaluation.motion_metrics import MIN_WINDOWS_PER_GENRE, diversity, zscore_by_real
+from flowmimic.evaluation.motion_metrics import (MIN_WINDOWS_PER_GENRE, diversity, fid, foot_skating_counts,
+                                                 kinetic_features, zscore_by_real)
 from flowmimic.params import Params
 from flowmimic.stages.classifier import stack_windows
-from flowmimic.taxonomy import GENRE_NAMES, N_GENRES, genre_name, parse_genre
+from flowmimic.taxonomy import DOMAINS, GENRE_NAMES, N_GENRES, genre_name, parse_genre
 
 log = logging.getLogger(__name__)
+MVH_SEED_OFFSET = 100          # MVHumanNet samples' seed: generate.seed + 100 (genres use seed + 1..10)
 
 
 def _windows(seqs: list[CachedSequence], window: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,6 +109,162 @@ def _div(features: torch.Tensor) -> float:
     return round(diversity(zscore_by_real(features)[0]), 4)
 
 
+def _strided_windows(seqs: list[CachedSequence], window: int, stride: int) -> torch.Tensor:
+    """Raw windows (N, W, 263) starting every `stride` frames of each sequence (the memorisation search set)."""
+    keys = [(i, st) for i, seq in enumerate(seqs) for st in range(0, seq.frames - window + 1, stride)]
+    return stack_windows(seqs, keys, window)[0]
+
+
+def _sample_set(name: str, feats: torch.Tensor, target: torch.Tensor | None, real: WindowSet, real_acc: float,
+                train: torch.Tensor, gm, judge, fps: float, boot: int, seed: int) -> dict:
+    """Everything measured on one set of sample windows (N, W, 263) against one real set."""
+    windows = WindowSet.of(feats, fps)
+    out: dict = {"windows": len(windows)}
+    if target is not None:
+        acc, _ = judged(judge, windows.features, target, boot, seed)
+        out["classified_as_genre"] = acc
+        out["relative_to_real"] = round(acc["rate"] / real_acc, 4) if real_acc else None
+    out |= distribution(real, windows, boot, seed)
+    out["div_k_relative_to_real"] = round(out["div_k"] / _div(real.kinetic), 4)
+    out["foot_skating"] = foot_skating(windows, fps, boot, seed)
+    out["acceleration_mps2"] = acceleration(windows, fps, boot, seed)
+    out["memorisation"] = memorisation(feats, real.features, train, gm.normalizer.normalize)
+    log.debug("generate: %s done", name)
+    return out
+
+
+def _real_reference(real: WindowSet, floor: WindowSet, train: torch.Tensor, gm, fps: float, boot: int, seed: int) -> dict:
+    return {"windows": len(real), "div_k": _div(real.kinetic), "div_g": _div(real.geometric),
+            "foot_skating": foot_skating(real, fps, boot, seed), "acceleration_mps2": acceleration(real, fps, boot, seed),
+            "memorisation_median_nn_distance": memorisation(real.features[:2], real.features, train,
+                                                            gm.normalizer.normalize)["real_test_median_nn_distance"],
+            "floor": {"windows": len(floor), **distribution(real, floor, boot, seed)}}
+
+
+def _vae_prior_samples(gm, params: Params, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    p, fps = params.generate, float(params.data.fps)
+    aist = [sample(gm, params, g, seconds=window / fps, n=p.samples_per_genre, seed=p.seed + g,
+                   guidance=p.decoder_guidance) for g in range(1, N_GENRES + 1)]
+    # MVHumanNet has no genre (0 = unknown), which `sample` does not take: the same draw, decoded here
+    g = torch.Generator().manual_seed(p.seed + MVH_SEED_OFFSET)
+    z = torch.randn((p.mvh_samples, window, gm.model.config.d_z), generator=g)
+    return (torch.stack([torch.from_numpy(m.features) for ms in aist for m in ms]),
+            decode_latents(gm, z, "mvh", 0, p.decoder_guidance))
+
+
+def _flow_samples(gm, prior, params: Params, window: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow samples with the VAE-prior sampler's counts and seeds: (10 n, W, 263) AIST++ by genre, (m, W, 263) MVHumanNet."""
+    p = params.generate
+    aist = []
+    for g in range(1, N_GENRES + 1):
+        z = sample_latents(prior, p.samples_per_genre, window, DOMAINS.index("aist"), g, steps=steps, solver=p.solver,
+                           guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + g))
+        aist.append(decode_latents(gm, z, "aist", g, p.decoder_guidance))
+    z = sample_latents(prior, p.mvh_samples, window, DOMAINS.index("mvh"), 0, steps=steps, solver=p.solver,
+                       guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + MVH_SEED_OFFSET))
+    return torch.cat(aist), decode_latents(gm, z, "mvh", 0, p.decoder_guidance)
+
+
+def _root_aligned_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, F, 22, 3) x 2 -> (N,) mean joint distance in mm after subtracting each frame's pelvis."""
+    ra, rb = a - a[..., PELVIS:PELVIS + 1, :], b - b[..., PELVIS:PELVIS + 1, :]
+    return 1000.0 * (ra - rb).norm(dim=-1).mean((-1, -2))
+
+
+def _joint_accel(j: torch.Tensor, frames: list[int], fps: float) -> torch.Tensor:
+    """(N, F, 22, 3) -> (N,) mean acceleration magnitude (m/s^2) at the given centre frames."""
+    f = torch.tensor(frames)
+    a = (j[:, f + 1] - 2 * j[:, f] + j[:, f - 1]) * fps * fps
+    return a.norm(dim=-1).mean((-1, -2))
+
+
+def _inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot: int, seed: int) -> dict:
+    """In-betweening on the AIST++ test sequences (see the module docstring); the issue's bounds in `targets`."""
+    p, fps = params.generate, float(params.data.fps)
+    gap = p.inbetween_frames
+    c = context_frames(prior.window, gap, (p.context_frames, p.context_frames))
+    span = 2 * c + gap
+    z_a, z_b, real_w, genres = [], [], [], []
+    for seq in seqs:
+        feats = torch.from_numpy(np.asarray(seq.load(), dtype=np.float32))
+        for st in range(0, seq.frames - span + 1, span):
+            z_a.append(encode_features(gm, feats[None, :st + c], "aist").cpu()[:, -c:])
+            z_b.append(encode_features(gm, feats[None, st + c + gap:], "aist").cpu()[:, :c])
+            real_w.append(feats[st:st + span])
+            genres.append(seq.genre_id)
+    if len(real_w) < 2:
+        return {"windows": len(real_w), "note": f"fewer than 2 test windows of {span} frames"}
+    real_f = torch.stack(real_w)
+    z = inbetween_latents(prior, torch.cat(z_a), torch.cat(z_b), gap, DOMAINS.index("aist"), genres, steps=p.steps,
+                          solver=p.solver, guidance=p.guidance, generator=torch.Generator().manual_seed(seed))
+    out_f = decode_latents(gm, z, "aist", genres, p.decoder_guidance)
+    recon_f = decode_latents(gm, encode_features(gm, real_f, "aist"), "aist", genres, p.decoder_guidance)
+    real_j, recon_j = features_to_joints(real_f), features_to_joints(recon_f)
+    placed = [place_between(j, r[:c], r[c + gap:], c, gap) for j, r in zip(features_to_joints(out_f), real_j)]
+    out_j = torch.stack([q.joints for q in placed])
+    known = list(range(c)) + list(range(c + gap, span))
+    given = _root_aligned_mm(out_j[:, known], real_j[:, known])
+    own = _root_aligned_mm(recon_j[:, known], real_j[:, known])
+    b0 = c + gap
+    end_m = (out_j[:, b0, PELVIS, [0, 2]] - real_j[:, b0, PELVIS, [0, 2]]).norm(dim=-1)
+    end_deg = torch.rad2deg(wrap(heading(out_j[:, b0]) - heading(real_j[:, b0])).abs())
+    joins = [c - 1, c, b0 - 1, b0]
+    acc_gen, acc_real = _joint_accel(out_j, joins, fps), _joint_accel(real_j, joins, fps)
+    clip = slice(c - 1, b0 + 1)                                              # the gap with its two neighbours
+    w = torch.linspace(0, 1, gap + 2)[None, :, None, None]
+    linear = real_j[:, c - 1:c][:, [0] * (gap + 2)] * (1 - w) + real_j[:, b0:b0 + 1][:, [0] * (gap + 2)] * w
+    gaps = {"real": real_j[:, clip], "flow": out_j[:, clip], "linear": linear}
+    kin = {k: kinetic_features(v, fps) for k, v in gaps.items()}
+    skate = {}
+    for k, v in gaps.items():
+        counts = np.array([foot_skating_counts(j, fps) for j in v], dtype=np.float64).sum(0)
+        skate[k] = round(float(counts[0] / counts[1]), 4) if counts[1] else None
+    fid_flow, fid_lin = fid(kin["real"], kin["flow"]), fid(kin["real"], kin["linear"])
+    mean = lambda v: round(float(v.mean()), 4)   # noqa: E731
+    res = {
+        "windows": len(real_w), "gap_frames": gap, "context_frames": c,
+        "given_frames_root_aligned_mm": mean(given), "vae_reconstruction_root_aligned_mm": mean(own),
+        "root_end_error_m": mean(end_m), "heading_end_error_deg": mean(end_deg),
+        "root_end_error_before_correction_m": mean(torch.tensor([q.end_error_before_m for q in placed])),
+        "heading_end_error_before_correction_deg": mean(torch.tensor([q.heading_error_before_deg for q in placed])),
+        "join_acceleration_mps2": mean(acc_gen), "real_join_acceleration_mps2": mean(acc_real),
+        "gap_fid_k": round(fid_flow, 4), "linear_gap_fid_k": round(fid_lin, 4),
+        "gap_foot_skating": skate["flow"], "linear_gap_foot_skating": skate["linear"], "real_gap_foot_skating": skate["real"],
+        "given_frames_ci95": mean_with_interval(given.double().numpy(), boot, seed).get("ci95"),
+    }
+    res["targets"] = {
+        "given_within_recon_plus_5mm": bool(res["given_frames_root_aligned_mm"] <= res["vae_reconstruction_root_aligned_mm"] + 5),
+        "root_end_within_5cm": bool(float(end_m.max()) <= 0.05),
+        "heading_end_within_10deg": bool(float(end_deg.max()) <= 10.0),
+        "join_acceleration_within_1.5x_real": bool(res["join_acceleration_mps2"] <= 1.5 * res["real_join_acceleration_mps2"]),
+        "gap_fid_k_below_linear": bool(fid_flow < fid_lin),
+        "gap_foot_skating_below_linear": bool(skate["flow"] is not None and skate["linear"] is not None
+                                              and skate["flow"] < skate["linear"]),
+    }
+    return res
+
+
+def _comparison(flow: dict | None, vae: dict | None, real_acc: float, floor_fid_k: float) -> dict:
+    """The issue's done-when targets for the flow samples (AIST++ test split)."""
+    if flow is None:
+        return {}
+    out = {"flow_fid_k": flow["fid_k"], "floor_fid_k": floor_fid_k,
+           "flow_fid_k_over_floor": round(flow["fid_k"] / floor_fid_k, 4) if floor_fid_k else None,
+           "flow_accuracy_relative_to_real": flow.get("relative_to_real"),
+           "flow_div_k_relative_to_real": flow["div_k_relative_to_real"],
+           "flow_memorisation_passed": flow["memorisation"]["passed"]}
+    targets = {"fid_k_at_most_3x_floor": out["flow_fid_k_over_floor"] is not None and out["flow_fid_k_over_floor"] <= 3,
+               "accuracy_at_least_0.9_of_real": (out["flow_accuracy_relative_to_real"] or 0) >= 0.9,
+               "div_k_within_25pct_of_real": abs(out["flow_div_k_relative_to_real"] - 1) <= 0.25,
+               "not_nearer_to_train_than_real": out["flow_memorisation_passed"]}
+    if vae is not None:
+        out["vae_prior_fid_k"] = vae["fid_k"]
+        out["flow_fid_k_over_vae_prior"] = round(flow["fid_k"] / vae["fid_k"], 4) if vae["fid_k"] else None
+        targets["fid_k_at_most_half_of_vae_prior"] = (out["flow_fid_k_over_vae_prior"] or 1e9) <= 0.5
+    out["targets"] = {k: bool(v) for k, v in targets.items()}
+    return out
+
+
 def main(params: Params) -> dict:
     """Generate, judge and write the metrics (see the module docstring); returns them."""
     p, fps, window = params.generate, float(params.data.fps), params.evaluate.window_frames
@@ -96,21 +274,28 @@ def main(params: Params) -> dict:
     aist_test = [s for s in usable_sequences(*paths, "test", domains=("aist",)) if s.genre_id > 0]
     aist_train = [s for s in usable_sequences(*paths, "train", domains=("aist",)) if s.genre_id > 0]
     mvh_test = [s for s in usable_sequences(*paths, "test", domains=("mvh",)) if s.frames >= window]
+    mvh_train = [s for s in usable_sequences(*paths, "train", domains=("mvh",)) if s.frames >= window]
     if not aist_test or not mvh_test:
         raise DataError(params.split.dir, f"generate needs AIST++ and MVHumanNet test sequences of at least "
                         f"{window} frames (got {len(aist_test)} and {len(mvh_test)})", "empty")
     gm = load_generation_model(params.train.model_path)
+    use_vae, use_flow = p.sampler in ("vae_prior", "both"), p.sampler in ("flow", "both")
+    prior = load_prior(params.prior.model_path, gm.sha256, vae_path=params.train.model_path) if use_flow else None
     judge = load_classifier(params.classifier.model_path)
-    seed, boot = p.seed, p.bootstrap
+    seed, boot, dg = p.seed, p.bootstrap, p.decoder_guidance
 
     x_real, g_real = _windows(aist_test, window)
     real = WindowSet.of(x_real, fps)
     floor = WindowSet.of(_windows(aist_train, window)[0], fps)
     real_acc, _ = judged(judge, x_real, g_real, boot, seed)
+    mvh_real = WindowSet.of(_windows(mvh_test, window)[0], fps)
+    mvh_floor = WindowSet.of(_windows(mvh_train, window)[0], fps) if mvh_train else None
+    train_aist = _strided_windows(aist_train, window, p.memorisation_stride)
+    train_mvh = _strided_windows(mvh_train, window, p.memorisation_stride) if mvh_train else train_aist
 
     # Transfers: every MVHumanNet test sequence to each genre, judged window by window.
     sources, outputs, targets = [], [], []
-    full = _transfers(gm, mvh_test, p.guidance)
+    full = _transfers(gm, mvh_test, dg)
     for seq, out in zip(mvh_test, full):
         src = _cut(torch.from_numpy(np.asarray(seq.load(), dtype=np.float32))[None], window)      # (K, W, 263)
         sources.append(src.repeat(N_GENRES, 1, 1))
@@ -121,62 +306,97 @@ def main(params: Params) -> dict:
     transfer_acc, _ = judged(judge, transfer.features, t_target, boot, seed)
     root_err, contact_agree = content_kept(src_set, transfer)
 
-    # Prior samples: one window each, `samples_per_genre` per genre.
-    samples = [sample(gm, params, g, seconds=window / fps, n=p.samples_per_genre, seed=seed + g, guidance=p.guidance)
-               for g in range(1, N_GENRES + 1)]
-    s_feats = torch.stack([torch.from_numpy(m.features) for ms in samples for m in ms])
     s_target = torch.arange(1, N_GENRES + 1).repeat_interleave(p.samples_per_genre)
-    sampled = WindowSet.of(s_feats, fps)
-    sample_acc, _ = judged(judge, sampled.features, s_target, boot, seed)
+    rate = real_acc["rate"]
+
+    def judge_sampler(name: str, aist: torch.Tensor, mvh: torch.Tensor) -> dict:
+        out = _sample_set(name, aist, s_target, real, rate, train_aist, gm, judge, fps, boot, seed)
+        out["mvh"] = _sample_set(name + "/mvh", mvh, None, mvh_real, 0.0, train_mvh, gm, judge, fps, boot, seed)
+        return out
+
+    samples = flow = inbetween = None
+    flow_aist = None
+    timings = {}
+    if use_vae:
+        t0 = time.perf_counter()
+        samples = judge_sampler("vae_prior", *_vae_prior_samples(gm, params, window))
+        timings["vae_prior_s"] = round(time.perf_counter() - t0, 1)
+    if use_flow:
+        t0 = time.perf_counter()
+        flow_aist, flow_mvh = _flow_samples(gm, prior, params, window, p.steps)
+        flow = judge_sampler("flow", flow_aist, flow_mvh)
+        flow["steps"], flow["solver"], flow["guidance"] = p.steps, p.solver, p.guidance
+        flow["fid_k_at_steps"] = {}
+        for n in p.fid_steps:
+            feats = flow_aist if n == p.steps else _flow_samples(gm, prior, params, window, n)[0]
+            flow["fid_k_at_steps"][str(n)] = round(fid(real.kinetic, WindowSet.of(feats, fps).kinetic), 4)
+        timings["flow_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        inbetween = _inbetween_check(gm, prior, aist_test, params, boot, seed)
+        timings["inbetween_s"] = round(time.perf_counter() - t0, 1)
 
     # Label matters: real test windows decoded with their own label and with each other label.
     pick = _pick_per_genre(g_real, p.label_windows_per_genre, seed)
     z = encode_features(gm, x_real[pick], "aist")                                             # (n, W, Z)
     own = g_real[pick]
     others = torch.stack([torch.tensor([g for g in range(1, N_GENRES + 1) if g != int(o)]) for o in own])   # (n, 9)
-    relabel = decode_latents(gm, z.repeat_interleave(N_GENRES - 1, 0), "aist", others.flatten().tolist(), p.guidance)
+    relabel = decode_latents(gm, z.repeat_interleave(N_GENRES - 1, 0), "aist", others.flatten().tolist(), dg)
     relabel_pred = judge.predict(relabel)
     label_matters, _ = judged(judge, relabel, others.flatten(), boot, seed)
-    recon_acc, _ = judged(judge, decode_latents(gm, z, "aist", own.tolist(), p.guidance), own, boot, seed)
+    recon_acc, _ = judged(judge, decode_latents(gm, z, "aist", own.tolist(), dg), own, boot, seed)
 
-    real_rate = real_acc["rate"]
     metrics = {
-        "settings": {"window_frames": window, "guidance": p.guidance, "samples_per_genre": p.samples_per_genre,
-                     "label_windows_per_genre": p.label_windows_per_genre, "bootstrap": boot,
-                     "min_windows_per_genre": MIN_WINDOWS_PER_GENRE,
+        "settings": {"window_frames": window, "sampler": p.sampler, "steps": p.steps, "solver": p.solver,
+                     "guidance": p.guidance, "decoder_guidance": dg, "samples_per_genre": p.samples_per_genre,
+                     "mvh_samples": p.mvh_samples, "label_windows_per_genre": p.label_windows_per_genre,
+                     "bootstrap": boot, "min_windows_per_genre": MIN_WINDOWS_PER_GENRE,
                      "interval": "95% percentile bootstrap over windows",
+                     "memorisation": "nearest train window (start every generate.memorisation_stride frames) by "
+                                     "RMS distance of the VAE-normalised continuous features",
                      "features": "kinetic 66-D / geometric 32-D on 22 joints at 60 fps, z-scored by the real "
                                  "test windows: not comparable with published AIST++ tables"},
         "real": {"classifier_accuracy": real_acc, "div_k": _div(real.kinetic), "div_g": _div(real.geometric),
-                 "foot_skating": foot_skating(real, fps, boot, seed)},
+                 "foot_skating": foot_skating(real, fps, boot, seed),
+                 "acceleration_mps2": acceleration(real, fps, boot, seed),
+                 "mvh": _real_reference(mvh_real, mvh_floor or mvh_real, train_mvh, gm, fps, boot, seed)},
         "floor": {"what": "real AIST++ train windows against the real test windows", "windows": len(floor),
                   **distribution(real, floor, boot, seed)},
         "transfer": {"sources": len(mvh_test), "classified_as_target": transfer_acc,
-                     "relative_to_real": round(transfer_acc["rate"] / real_rate, 4) if real_rate else None,
+                     "relative_to_real": round(transfer_acc["rate"] / rate, 4) if rate else None,
                      "root_trajectory_error_m": mean_with_interval(root_err, boot, seed),
                      "foot_contact_agreement": mean_with_interval(contact_agree, boot, seed),
                      **distribution(real, transfer, boot, seed), "foot_skating": foot_skating(transfer, fps, boot, seed)},
-        "samples": {"classified_as_genre": sample_acc, **distribution(real, sampled, boot, seed),
-                    "foot_skating": foot_skating(sampled, fps, boot, seed)},
         "label_matters": {"source_windows": int(len(pick)), "followed": label_matters,
                           "kept_original": round(float((relabel_pred == own.repeat_interleave(N_GENRES - 1)).float()
                                                        .mean()), 4),
                           "reconstructed_accuracy": recon_acc},
     }
-    _write_plots(Path(p.plots_dir), p, mvh_test[0], full[0], transfer, t_target, judge)
+    metrics["real"]["memorisation_median_nn_distance"] = memorisation(
+        x_real[:2], x_real, train_aist, gm.normalizer.normalize)["real_test_median_nn_distance"]
+    if samples is not None:
+        metrics["samples"] = samples
+    if flow is not None:
+        metrics["flow"] = flow
+        metrics["inbetween"] = inbetween
+        metrics["comparison"] = _comparison(flow, samples, rate, metrics["floor"]["fid_k"])
+    metrics["seconds"] = timings
+    _write_plots(Path(p.plots_dir), p, mvh_test[0], full[0], transfer, t_target, judge, flow_aist)
     write_json(p.metrics, metrics)
     log.info("generate: classifier on real test %.3f; transfers as target %.3f (%s x real); label followed "
-             "%.3f; samples as genre %.3f; root trajectory error %.3f m; %.1f s -> %s", real_rate,
-             transfer_acc["rate"], metrics["transfer"]["relative_to_real"], label_matters["rate"],
-             sample_acc["rate"], metrics["transfer"]["root_trajectory_error_m"]["mean"],
-             time.perf_counter() - started, p.metrics)
+             "%.3f; %s%s; %.1f s -> %s", rate, transfer_acc["rate"], metrics["transfer"]["relative_to_real"],
+             label_matters["rate"],
+             f"VAE-prior samples as genre {samples['classified_as_genre']['rate']:.3f}, FID_k {samples['fid_k']:.1f}; "
+             if samples else "",
+             f"flow samples as genre {flow['classified_as_genre']['rate']:.3f}, FID_k {flow['fid_k']:.1f} "
+             f"(floor {metrics['floor']['fid_k']:.1f}), Div_k x{flow['div_k_relative_to_real']:.2f}"
+             if flow else "", time.perf_counter() - started, p.metrics)
     return metrics
 
 
 def _write_plots(plots_dir: Path, p, seq: CachedSequence, transfers: torch.Tensor, transfer: WindowSet,
-                 target: torch.Tensor, judge) -> None:
-    """The transfers' confusion (target vs predicted genre) and the grid GIF of `seq` and three transfers."""
-    from flowmimic.features.humanml3d import features_to_joints
+                 target: torch.Tensor, judge, flow_aist: torch.Tensor | None) -> None:
+    """The transfers' confusion (target vs predicted genre), the grid GIF of `seq` and three transfers,
+    and (with flow samples, (10 n, W, 263) by genre) a GIF of the first flow sample of every genre."""
     from flowmimic.viz import animate_panels
 
     pred = judge.predict(transfer.features.float())
@@ -190,3 +410,9 @@ def _write_plots(plots_dir: Path, p, seq: CachedSequence, transfers: torch.Tenso
              labels=np.array([label for _, label in panels]), source=np.array(seq.id))
     animate_panels(panels, plots_dir / "transfer_grid.gif", fps=p.gif_fps,
                    title=f"{seq.id}: transferred to three AIST++ genres")
+    if flow_aist is not None:
+        per = flow_aist.shape[0] // N_GENRES
+        panels = [(features_to_joints(flow_aist[(g - 1) * per, : p.gif_frames]).numpy(), genre_name(g))
+                  for g in range(1, N_GENRES + 1)]
+        animate_panels(panels, plots_dir / "flow_samples.gif", fps=p.gif_fps,
+                       title="flow prior: one sample per genre")

@@ -69,7 +69,7 @@ def _best_saved(path: str, fingerprints: tuple[str, str], best_epoch: int | None
     return (ckpt["train_fingerprint"], ckpt["data_fingerprint"], ckpt["best_epoch"]) == (*fingerprints, best_epoch)
 
 
-def _open_live(p, resumed_at: int | None):
+def open_live(p, resumed_at: int | None):
     """dvclive on rank 0; a resumed run first drops what a killed run logged after its checkpoint."""
     from dvclive import Live
 
@@ -80,7 +80,7 @@ def _open_live(p, resumed_at: int | None):
     return live
 
 
-def _metric_logger(live, prefix: str):
+def metric_logger(live, prefix: str):
     def on_log(step: int, metrics: dict[str, float]) -> None:
         live.step = step
         for name, value in metrics.items():
@@ -118,7 +118,7 @@ def _train(params: Params, info: DistInfo) -> None:
              model.num_params(), data.n_train_sequences, data.n_val_sequences, steps_per_epoch,
              info.world_size, info.device)
 
-    live = _open_live(p, resumed_at=state.step if ckpt is not None else None) if info.is_main else None
+    live = open_live(p, resumed_at=state.step if ckpt is not None else None) if info.is_main else None
     weights = LossWeights.from_train_params(p)
     fields = dict(config=config.to_dict(), train_params=p.model_dump(mode="json"), fingerprints=fingerprints,
                   normalizer=data.normalizer)
@@ -130,7 +130,7 @@ def _train(params: Params, info: DistInfo) -> None:
         data.sampler.set_epoch(epoch)
         state.step = train_epoch(net, data.train, optimizer, scheduler, weights, step=state.step,
                                  device=info.device, grad_clip=p.grad_clip, log_every=p.log_every_steps,
-                                 on_log=_metric_logger(live, "train") if live else None,
+                                 on_log=metric_logger(live, "train") if live else None,
                                  denormalize=data.normalizer.denormalize, cond_dropout=p.cond_dropout)
         state.epoch = epoch + 1
         finished = state.epoch == p.epochs
@@ -139,7 +139,7 @@ def _train(params: Params, info: DistInfo) -> None:
         metrics = validate(model, data.val, weights, info.device, data.normalizer.denormalize) if data.n_val_sequences else {}
         if info.is_main:
             if metrics:
-                _metric_logger(live, "val")(state.step, {**metrics, "epoch": state.epoch})
+                metric_logger(live, "val")(state.step, {**metrics, "epoch": state.epoch})
                 bar.set_postfix(val_total=f"{metrics['total']:.4f}")
             if state.improve(metrics.get("total"), model):
                 save_checkpoint(p.model_path, make_checkpoint(model, optimizer, scheduler, state, **fields,

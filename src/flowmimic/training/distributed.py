@@ -30,21 +30,22 @@ class DistInfo:
         return self.rank == 0
 
 
-def check_device(params: Params) -> None:
-    """`ConfigError` (one line, naming the key) when `train.device` asks for a GPU this machine lacks.
+def check_device(params: Params, section: str = "train") -> None:
+    """`ConfigError` (one line, naming the key) when `<section>.device` (train, prior) asks for a GPU this
+    machine lacks.
 
     Checked by the stages that use the device, not when params load, so CPU-only commands (e.g.
     ``flowmimic cache --shard`` on a cluster's CPU nodes) run with the same params file.
     """
-    if params.train.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{params.source}: train.device: 'cuda' but no CUDA device is available "
+    if getattr(params, section).device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{params.source}: {section}.device: 'cuda' but no CUDA device is available "
                           "(use 'auto' or 'cpu')")
 
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     """'auto' | 'cpu' | 'cuda' -> a device (CUDA: this node's GPU `local_rank`); see `check_device`."""
     if preference == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device: 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        raise ConfigError("device: 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     if preference == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)

@@ -1,6 +1,7 @@
-"""How `flowmimic train` (the DVC `train` stage) starts training, so that no trainer outlives it.
+"""How `flowmimic train` and `flowmimic train-prior` (the DVC `train` / `train_prior` stages) start
+training, so that no trainer outlives it. Both go through `launch`; `<section>` below is `train` or `prior`.
 
-- ``train.nproc_per_node == 1``: training runs in this very process -- killing the command (or the
+- ``<section>.nproc_per_node == 1``: training runs in this very process -- killing the command (or the
   process group `dvc repro` runs it in) kills the trainer.
 - ``> 1``: this process (the launcher) starts ``python -m torch.distributed.run`` as a child, which
   starts one worker per rank. torchrun puts its workers in a new session, so a signal to the
@@ -21,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from flowmimic.errors import FlowMimicError
@@ -64,11 +66,12 @@ def _ancestor(generations: int) -> int | None:
     return pid
 
 
-def run_torchrun(nproc: int, params_path: str | Path) -> int:
-    """Run `nproc` DDP workers under torchrun as this process's child; returns torchrun's exit code."""
+def run_torchrun(nproc: int, params_path: str | Path, command: str = "train") -> int:
+    """Run `nproc` DDP workers of `flowmimic <command>` under torchrun as this process's child; returns
+    torchrun's exit code."""
     me = os.getpid()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "flowmimic", "train", "--params", str(params_path)]
+           "-m", "flowmimic", command, "--params", str(params_path)]
     log.info("starting %d DDP workers: %s", nproc, " ".join(cmd[1:]))
     proc = subprocess.Popen(cmd, env={**os.environ, LAUNCHER_ENV: str(me)},
                             preexec_fn=lambda: die_with_parent(me, generations=1))
@@ -90,21 +93,32 @@ def run_torchrun(nproc: int, params_path: str | Path) -> int:
     return rc
 
 
-def main(params: Params, params_path: str | Path) -> None:
-    """`flowmimic train`: train in-process (one rank, or a torchrun worker) or launch DDP workers."""
-    if params.train.device == "cuda":           # checked before any work (torch is imported only then)
+def launch(params: Params, params_path: str | Path, section: str, command: str,
+           run_rank: Callable[[Params], None]) -> None:
+    """Train in-process (one rank, or a torchrun worker: `run_rank(params)`) or launch
+    `<section>.nproc_per_node` DDP workers of `flowmimic <command>`."""
+    p = getattr(params, section)
+    if p.device == "cuda":                      # checked before any work (torch is imported only then)
         from flowmimic.training.distributed import check_device
 
-        check_device(params)
+        check_device(params, section)
     worker = "LOCAL_RANK" in os.environ
     if worker and LAUNCHER_ENV in os.environ:
         die_with_parent(int(os.environ[LAUNCHER_ENV]), generations=2)   # worker -> torchrun -> launcher
-    if worker or params.train.nproc_per_node == 1:
+    if worker or p.nproc_per_node == 1:
+        run_rank(params)
+        return
+    rc = run_torchrun(p.nproc_per_node, params_path, command)
+    if rc != 0:
+        raise TrainingFailed(f"{params_path}: DDP training with {section}.nproc_per_node="
+                             f"{p.nproc_per_node} failed (torchrun exit code {rc}; see the log above)")
+
+
+def main(params: Params, params_path: str | Path) -> None:
+    """`flowmimic train`: the motion VAE (`flowmimic.stages.train`); the prior's is `training.launch_prior`."""
+    def run_rank(params: Params) -> None:
         from flowmimic.stages import train
 
         train.main(params)
-        return
-    rc = run_torchrun(params.train.nproc_per_node, params_path)
-    if rc != 0:
-        raise TrainingFailed(f"{params_path}: DDP training with train.nproc_per_node="
-                             f"{params.train.nproc_per_node} failed (torchrun exit code {rc}; see the log above)")
+
+    launch(params, params_path, "train", "train", run_rank)
