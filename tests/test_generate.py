@@ -114,21 +114,29 @@ def test_generate_follows_the_label_it_decoded_with(trained, monkeypatch):
     assert m["label_matters"]["followed"]["rate"] == pytest.approx((n - picked_genre_3) / ((N_GENRES - 1) * n), abs=1e-3)
 
 
-def test_stage_transfers_are_the_librarys_transfers(trained):
+@pytest.mark.parametrize("strength", [0.0, 0.7])
+def test_stage_transfers_are_the_librarys_transfers(trained, strength):
     from flowmimic.generation.checkpoint import load_generation_model
     from flowmimic.generation.core import transfer
+    from flowmimic.generation.flow import load_prior
     from flowmimic.generation.inputs import MotionInput
     from flowmimic.stages.generate import _transfers
 
     gm = load_generation_model(trained.train.model_path)
+    prior = load_prior(trained.prior.model_path, gm.sha256)
+    p = trained.generate.model_copy(update=dict(transfer_strength=strength))
     seq = usable_sequences(trained.cache.dir, trained.split.dir, trained.validate_.dir, "test", domains=("mvh",))[0]
-    batched = _transfers(gm, [seq], 1.0)[0]                                      # (10, N, 263)
+    batched = _transfers(gm, prior, [seq], p)[0]                                 # (10, N, 263)
     feats = torch.from_numpy(np.asarray(seq.load(), dtype=np.float32))
     motion = MotionInput(source=str(seq.path), kind="features", domain="mvh", genre_id=0, fps=20.0,
                          features=feats, joints=None)
+    plain = transfer(motion, gm, trained, 7, "aist", canonical=True)
     for g in (1, 7):
-        one = transfer(motion, gm, trained, g, "aist", canonical=True)
+        one = transfer(motion, gm, trained, g, "aist", canonical=True, prior=prior, strength=strength,
+                       steps=p.steps, solver=p.solver, prior_guidance=p.guidance, seed=p.seed)
         assert torch.allclose(batched[g - 1], torch.from_numpy(one.features), atol=1e-4)
+    # through the prior, the transfer is another motion than the bare label swap
+    assert np.allclose(one.features, plain.features, atol=1e-4) == (strength == 0.0)
 
 
 def test_content_kept_is_zero_for_a_copy_and_measures_a_root_offset():

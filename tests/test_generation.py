@@ -259,7 +259,9 @@ def test_cli_writes_npy_npz_gif_and_numbered_samples(tmp_path, cli_env, ckpt):
     out = tmp_path / "out"
     assert cli_main(["reconstruct", str(src), str(out / "r.npy"), *common]) == 0
     assert np.load(out / "r.npy").shape == (50, 22, 3)
-    assert cli_main(["transfer", str(src), str(out / "t.npz"), "--genre", "waack", "--canonical", *common]) == 0
+    # --strength 0: a bare decoder label swap, no flow prior needed (the prior path is tested in test_generate)
+    assert cli_main(["transfer", str(src), str(out / "t.npz"), "--genre", "waack", "--canonical", "--strength", "0",
+                     *common]) == 0
     with np.load(out / "t.npz") as z:
         assert z["joints"].shape == (49, 22, 3) and z["features"].shape == (49, 263)
         assert (float(z["fps"]), str(z["domain"]), int(z["genre"]), str(z["genre_name"])) == (20.0, "aist", 7, "Waack")
@@ -291,6 +293,19 @@ def test_cli_exports_bvh_and_smpl_pkl(tmp_path, cli_env, ext):
 
 
 # ----------------------------------------------------------------------------- bad input (item 7)
+
+
+def test_transfer_strength_and_prior_errors_are_one_line(tmp_path, cli_env, caplog):
+    src, common = cli_env
+    assert cli_main(["transfer", str(src), str(tmp_path / "o.npy"), "--genre", "gKR", "--strength", "1.5", *common]) == 2
+    # the default strength goes through the flow prior: a missing one is one line naming it
+    missing = tmp_path / "no_prior.pt"
+    assert cli_main(["transfer", str(src), str(tmp_path / "o.npy"), "--genre", "gKR", "--prior", str(missing),
+                     *common]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and all("\n" not in e for e in errors), errors
+    assert "--strength must be in [0, 1]" in errors[0]
+    assert str(missing) in errors[1] and "train_prior" in errors[1] and not (tmp_path / "o.npy").exists()
 
 
 def test_unknown_genre_lists_the_valid_names(tmp_path, cli_env, caplog):

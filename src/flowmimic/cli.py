@@ -149,6 +149,12 @@ def _add_generation_commands(sub) -> None:
     p.add_argument("--domain", choices=("aist", "mvh"), default="aist", help="target domain (default: aist)")
     p.add_argument("--source-domain", choices=("aist", "mvh"), default=None,
                    help="capture domain of IN (default: from its kind; a .npy counts as aist)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="re-generate the latents through the flow prior from this noise level, 0..1 (default: "
+                   "generate.transfer_strength; 0: a bare decoder label swap, needs no prior)")
+    p.add_argument("--prior", default=None, help="flow prior checkpoint (default: prior.model_path)")
+    p.add_argument("--steps", type=int, default=None, help="flow ODE steps (default: generate.steps)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the flow's noise (default: 0)")
     guidance(p)
     common(p)
     p = sub.add_parser("sample", help="decode motions from latents drawn from the VAE prior", **kw)
@@ -257,6 +263,7 @@ def _run_flow(args: argparse.Namespace) -> int:
 def _run_generation(args: argparse.Namespace) -> int:
     from flowmimic.generation import core, outputs
     from flowmimic.generation.checkpoint import load_generation_model
+    from flowmimic.generation.flow import load_prior
     from flowmimic.taxonomy import genre_name, parse_genre
 
     params = load_params(args.params)
@@ -267,6 +274,11 @@ def _run_generation(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     n = args.n if args.command == "sample" else 1
+    strength = getattr(args, "strength", None)
+    if strength is not None and not 0.0 <= strength <= 1.0:
+        raise ConfigError(f"--strength must be in [0, 1], got {strength}")
+    if getattr(args, "steps", None) is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {args.steps}")
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
     for path in outputs.output_paths(args.output, n):
@@ -279,9 +291,15 @@ def _run_generation(args: argparse.Namespace) -> int:
                                     canonical=args.canonical)]
         title = f"reconstruction of {args.input.name}"
     elif args.command == "transfer":
+        g = params.generate
+        strength = g.transfer_strength if args.strength is None else args.strength
+        prior = (load_prior(args.prior or params.prior.model_path, model.sha256, device=model.device,
+                            vae_path=model.path) if strength > 0 else None)
         motions = [core.transfer(args.input, model, params, args.genre, args.domain, fps=args.fps,
                                  source_domain=args.source_domain, canonical=args.canonical,
-                                 guidance=args.guidance)]
+                                 guidance=args.guidance, prior=prior, strength=strength,
+                                 steps=args.steps or g.steps, solver=g.solver, prior_guidance=g.guidance,
+                                 seed=args.seed)]
         title = f"{args.input.name} as {genre_name(motions[0].genre_id)}"
     else:
         motions = core.sample(model, params, args.genre, args.domain, seconds=args.seconds, n=args.n, seed=args.seed,

@@ -3,6 +3,9 @@
 The VAE's encoder sees the capture domain only; its decoder sees domain + genre. So:
   reconstruct  encode with the input's domain, decode with the same domain and the input's genre;
   transfer     encode with the input's (source) domain, decode with a target domain and genre;
+               with a flow prior and `strength` > 0, the latents are first re-generated under the
+               target condition (`restyle_latents`: SDEdit through the prior), because the VAE's
+               per-frame latent carries the genre itself and a bare label swap changes little;
   sample       decode latents drawn from the VAE's prior N(0, I), one per frame.
 Encoding uses posterior means (deterministic). Every function works on sequences of any length
 through `flowmimic.generation.windows` and returns `GeneratedMotion`s; writing them is
@@ -27,6 +30,7 @@ from flowmimic.errors import ConfigError, DataError
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.generation.checkpoint import GenerationModel, load_generation_model
+from flowmimic.generation.flow import LoadedPrior, edit_latents, load_prior
 from flowmimic.generation.inputs import MotionInput, read_input
 from flowmimic.generation.placement import put_back
 from flowmimic.generation.windows import decode_sequence, encode_sequence, overlap_of
@@ -106,6 +110,33 @@ def encode_input(gm: GenerationModel, motion: MotionInput) -> Tensor:
     return encode_features(gm, motion.features[None], motion.domain)
 
 
+def restyle_latents(z: Tensor, prior: LoadedPrior | None, domain: str, genre_id: int | Sequence[int],
+                    strength: float, *, steps: int, solver: str = "midpoint", guidance: float = 1.0,
+                    seed: int = 0) -> Tensor:
+    """Source latents (B, N, Z) re-generated under a target (domain, genre) by the flow prior (B, N, Z).
+
+    The VAE's per-frame latent holds the whole pose, genre included (metrics/generate.json,
+    `label_matters` at strength 0: the classifier follows a swapped decoder label almost never), so
+    transfer moves the latents themselves: SDEdit (`generation.flow.edit_latents`) from noise level
+    `strength` under the target condition. 0 returns `z` (a plain label swap); 1 ignores the source
+    (a fresh sample); between, the larger the strength the more of the target genre and the less of
+    the source's poses (`dvc exp run -S generate.transfer_strength=...` shows the trade-off).
+    One noise draw (from a CPU generator seeded with `seed`) is shared by the batch, so a source's
+    transfers to several genres differ by the genre alone, and a batch gives each row what a call
+    with that row alone gives.
+    """
+    if strength == 0.0:
+        return z
+    if prior is None:
+        raise ConfigError(f"transfer strength {strength} needs a flow prior (train it: `dvc repro train_prior`)")
+    b = z.shape[0]
+    genres = [genre_id] * b if isinstance(genre_id, int) else list(genre_id)
+    noise = torch.randn((1, *z.shape[1:]), generator=torch.Generator().manual_seed(int(seed))).expand(b, -1, -1)
+    out = edit_latents(prior, z.float().cpu(), DOMAINS.index(domain), genres, strength, steps, solver, guidance,
+                       noise=noise)
+    return out.to(z.device)
+
+
 def _finish(gm: GenerationModel, feats: Tensor, motion: MotionInput, domain: str, genre_id: int,
             canonical: bool) -> GeneratedMotion:
     joints = features_to_joints(feats)                                                # (N, 22, 3)
@@ -144,7 +175,9 @@ def reconstruct(input: str | Path | MotionInput, checkpoint: str | Path | Genera
 
 def transfer(input: str | Path | MotionInput, checkpoint: str | Path | GenerationModel, params: Params,
              genre: int | str, domain: str = "aist", *, source_domain: str | None = None, fps: float | None = None,
-             canonical: bool = False, guidance: float = 1.0, device: str | torch.device = "cpu") -> GeneratedMotion:
+             canonical: bool = False, guidance: float = 1.0, prior: str | Path | LoadedPrior | None = None,
+             strength: float = 0.0, steps: int = 16, solver: str = "midpoint", prior_guidance: float = 1.0,
+             seed: int = 0, device: str | torch.device = "cpu") -> GeneratedMotion:
     """Re-render IN in another genre: encode with its own (source) domain, decode with `domain` + `genre`.
 
     Args:
@@ -152,14 +185,23 @@ def transfer(input: str | Path | MotionInput, checkpoint: str | Path | Generatio
         domain: target domain, "aist" by default (the genres are AIST++'s: the model only saw
             genre labels together with the AIST++ domain).
         source_domain: override of the domain inferred from the input's kind.
-        guidance: classifier-free guidance scale over the genre label (1 = plain decoding; > 1
-            needs a model trained with `train.cond_dropout` > 0 to mean anything).
+        guidance: the decoder's classifier-free guidance over the genre label (1 = plain decoding;
+            > 1 needs a model trained with `train.cond_dropout` > 0 to mean anything).
+        prior, strength, steps, solver, prior_guidance, seed: re-generate the latents under the
+            target condition through this flow prior first (`restyle_latents`); strength 0 (the
+            default here; the CLI defaults to `generate.transfer_strength`) needs no prior.
         Others as in `reconstruct`.
     """
     gid, target = _genre(genre), _domain(domain)
+    if not 0.0 <= strength <= 1.0:
+        raise ConfigError(f"transfer strength must be in [0, 1], got {strength}")
     gm = _as_model(checkpoint, device)
+    if prior is not None and not isinstance(prior, LoadedPrior):
+        prior = load_prior(prior, gm.sha256, device=gm.device, vae_path=gm.path)
     motion = _load_input(input, params, fps, source_domain)
-    feats = decode_latents(gm, encode_input(gm, motion), target, gid, guidance)[0]
+    z = restyle_latents(encode_input(gm, motion), prior, target, gid, strength, steps=steps, solver=solver,
+                        guidance=prior_guidance, seed=seed)
+    feats = decode_latents(gm, z, target, gid, guidance)[0]
     return _finish(gm, feats, motion, target, gid, canonical)
 
 

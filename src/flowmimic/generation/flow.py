@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from flowmimic.errors import ConfigError, DataError
+from flowmimic.generation.windows import overlap_add, overlap_of, split_windows, window_starts
 from flowmimic.model.prior import FlowPrior, LatentStats, PriorConfig
 from flowmimic.training.checkpoint import _short_reason, load_checkpoint
 
@@ -60,6 +61,8 @@ def load_prior(path: str | Path, vae_sha256: str | None = None, device: str | to
     """Rebuild the prior from its checkpoint (EMA weights); `DataError` naming `path` if it is unusable
     or, given `vae_sha256`, was trained on another VAE (`vae_path` names that VAE in the message)."""
     path, device = Path(path), torch.device(device)
+    if not path.exists():
+        raise DataError(path, "flow prior checkpoint not found (train it: `dvc repro train_prior`)", "missing")
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt.get("kind") != PRIOR_KIND:
         raise DataError(path, "not a flow-prior checkpoint (run `flowmimic train-prior`)", "invalid")
@@ -86,7 +89,26 @@ def _ids(value: int | Tensor | list[int], n: int, device: torch.device) -> Tenso
 
 
 def velocity(prior: LoadedPrior, x: Tensor, t: float, domain: Tensor, genre: Tensor, guidance: float) -> Tensor:
-    """Guided velocity at state x (B, T, Z) (normalised) and time t (see the module docstring)."""
+    """Guided velocity at state x (B, T, Z) (normalised) and time t (see the module docstring).
+
+    A state longer than the prior's window is evaluated in half-overlapping windows whose velocities
+    are blended with the VAE's taper (`generation.windows.overlap_add`), at every step: one ODE for the
+    whole sequence, each frame's velocity a convex mix of the windows that see it (the MultiDiffusion
+    idea, Bar-Tal et al., ICML 2023), so a long edit or sample has no seam at the window edges.
+    """
+    b, n, _ = x.shape
+    if n <= prior.window:
+        return _window_velocity(prior, x, t, domain, genre, guidance)
+    overlap = overlap_of(prior.window)
+    starts = window_starts(n, prior.window, overlap)
+    k = len(starts)
+    xw = split_windows(x, starts, prior.window).flatten(0, 1)                               # (B*W, L, Z)
+    vw = _window_velocity(prior, xw, t, domain.repeat_interleave(k), genre.repeat_interleave(k), guidance)
+    return overlap_add(vw.unflatten(0, (b, k)), starts, n, overlap)
+
+
+def _window_velocity(prior: LoadedPrior, x: Tensor, t: float, domain: Tensor, genre: Tensor,
+                     guidance: float) -> Tensor:
     b = x.shape[0]
     tt = torch.full((b,), float(t), device=x.device)
     if guidance == 1.0:
@@ -168,12 +190,12 @@ def sample_latents(prior: LoadedPrior, n: int, frames: int, domain: int | Tensor
 
 def edit_latents(prior: LoadedPrior, z: Tensor, domain: int | Tensor | list[int], genre: int | Tensor | list[int],
                  strength: float, steps: int, solver: str = "midpoint", guidance: float = 1.0,
-                 generator: torch.Generator | None = None) -> Tensor:
+                 generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
     """SDEdit: source RAW latents z (B, T, Z) re-generated under a target (domain, genre); (B, T, Z) on the CPU.
 
     strength s in (0, 1]: start at t0 = 1 - s from x_t0 = (1 - t0) noise + t0 normalised(z) and take
     `steps` steps to t = 1 (s = 1: a fresh sample that ignores z; small s: close to z). Noise comes
-    from `generator` on the CPU.
+    from `generator` on the CPU, or is `noise` (B, T, Z) when given.
     """
     if not 0.0 < strength <= 1.0:
         raise ConfigError(f"edit strength must be in (0, 1], got {strength}")
@@ -182,7 +204,11 @@ def edit_latents(prior: LoadedPrior, z: Tensor, domain: int | Tensor | list[int]
     dev, b = prior.device, z.shape[0]
     t0 = 1.0 - float(strength)
     x1 = prior.stats.normalize(z.to(dev).float())
-    x = (1 - t0) * _noise(tuple(z.shape), generator, dev) + t0 * x1
+    if noise is None:
+        noise = _noise(tuple(z.shape), generator, dev)
+    elif noise.shape != z.shape:
+        raise ValueError(f"noise must be {tuple(z.shape)}, got {tuple(noise.shape)}")
+    x = (1 - t0) * noise.to(dev).float() + t0 * x1
     out = integrate(prior, x, t0, _ids(domain, b, dev), _ids(genre, b, dev), steps=steps, solver=solver,
                     guidance=guidance)
     return prior.stats.denormalize(out).cpu()

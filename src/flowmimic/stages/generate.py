@@ -61,7 +61,7 @@ from flowmimic.generation.flow import load_prior, sample_latents
 from flowmimic.generation.inbetween import context_frames, heading, inbetween_latents, place_between, wrap
 from flowmimic.evaluation.reconstruct import evaluation_keys
 from flowmimic.generation.checkpoint import load_generation_model
-from flowmimic.generation.core import decode_latents, encode_features, sample
+from flowmimic.generation.core import decode_latents, encode_features, restyle_latents, sample
 from flowmimic.io import save_npz, write_json
 from flowmimic.model.classifier import load_classifier
 from flowmimic.evaluation.motion_metrics import (MIN_WINDOWS_PER_GENRE, diversity, fid, foot_skating_counts,
@@ -94,13 +94,20 @@ def _pick_per_genre(genres: torch.Tensor, per_genre: int, seed: int) -> torch.Te
     return torch.from_numpy(np.sort(np.concatenate(picked))).long()
 
 
-def _transfers(gm, seqs: list[CachedSequence], guidance: float) -> list[torch.Tensor]:
+def _restyle(z: torch.Tensor, prior, genres: list[int], p) -> torch.Tensor:
+    """Latents re-generated under AIST++ + `genres` at `generate.transfer_strength` (0: unchanged)."""
+    return restyle_latents(z, prior, "aist", genres, p.transfer_strength, steps=p.steps, solver=p.solver,
+                           guidance=p.guidance, seed=p.seed)
+
+
+def _transfers(gm, prior, seqs: list[CachedSequence], p) -> list[torch.Tensor]:
     """Each MVHumanNet sequence -> its 10 transfers (10, N, 263), genre g at row g - 1."""
     genres = list(range(1, N_GENRES + 1))
     out = []
     for seq in seqs:
         z = encode_features(gm, torch.from_numpy(np.asarray(seq.load(), dtype=np.float32))[None], "mvh")
-        out.append(decode_latents(gm, z.expand(N_GENRES, -1, -1), "aist", genres, guidance))
+        z = _restyle(z.expand(N_GENRES, -1, -1), prior, genres, p)
+        out.append(decode_latents(gm, z, "aist", genres, p.decoder_guidance))
     return out
 
 
@@ -280,7 +287,8 @@ def main(params: Params) -> dict:
                         f"{window} frames (got {len(aist_test)} and {len(mvh_test)})", "empty")
     gm = load_generation_model(params.train.model_path)
     use_vae, use_flow = p.sampler in ("vae_prior", "both"), p.sampler in ("flow", "both")
-    prior = load_prior(params.prior.model_path, gm.sha256, vae_path=params.train.model_path) if use_flow else None
+    prior = (load_prior(params.prior.model_path, gm.sha256, vae_path=params.train.model_path)
+             if use_flow or p.transfer_strength > 0 else None)
     judge = load_classifier(params.classifier.model_path)
     seed, boot, dg = p.seed, p.bootstrap, p.decoder_guidance
 
@@ -295,7 +303,7 @@ def main(params: Params) -> dict:
 
     # Transfers: every MVHumanNet test sequence to each genre, judged window by window.
     sources, outputs, targets = [], [], []
-    full = _transfers(gm, mvh_test, dg)
+    full = _transfers(gm, prior, mvh_test, p)
     for seq, out in zip(mvh_test, full):
         src = _cut(torch.from_numpy(np.asarray(seq.load(), dtype=np.float32))[None], window)      # (K, W, 263)
         sources.append(src.repeat(N_GENRES, 1, 1))
@@ -340,14 +348,16 @@ def main(params: Params) -> dict:
     z = encode_features(gm, x_real[pick], "aist")                                             # (n, W, Z)
     own = g_real[pick]
     others = torch.stack([torch.tensor([g for g in range(1, N_GENRES + 1) if g != int(o)]) for o in own])   # (n, 9)
-    relabel = decode_latents(gm, z.repeat_interleave(N_GENRES - 1, 0), "aist", others.flatten().tolist(), dg)
+    relabel_z = _restyle(z.repeat_interleave(N_GENRES - 1, 0), prior, others.flatten().tolist(), p)
+    relabel = decode_latents(gm, relabel_z, "aist", others.flatten().tolist(), dg)
     relabel_pred = judge.predict(relabel)
     label_matters, _ = judged(judge, relabel, others.flatten(), boot, seed)
     recon_acc, _ = judged(judge, decode_latents(gm, z, "aist", own.tolist(), dg), own, boot, seed)
 
     metrics = {
         "settings": {"window_frames": window, "sampler": p.sampler, "steps": p.steps, "solver": p.solver,
-                     "guidance": p.guidance, "decoder_guidance": dg, "samples_per_genre": p.samples_per_genre,
+                     "guidance": p.guidance, "decoder_guidance": dg, "transfer_strength": p.transfer_strength,
+                     "samples_per_genre": p.samples_per_genre,
                      "mvh_samples": p.mvh_samples, "label_windows_per_genre": p.label_windows_per_genre,
                      "bootstrap": boot, "min_windows_per_genre": MIN_WINDOWS_PER_GENRE,
                      "interval": "95% percentile bootstrap over windows",
