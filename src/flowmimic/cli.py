@@ -154,6 +154,9 @@ def _add_generation_commands(sub) -> None:
                    "generate.transfer_strength; 0: a bare decoder label swap, needs no prior)")
     p.add_argument("--prior", default=None, help="flow prior checkpoint (default: prior.model_path)")
     p.add_argument("--steps", type=int, default=None, help="flow ODE steps (default: generate.steps)")
+    p.add_argument("--prior-guidance", type=float, default=None,
+                   help="the flow's classifier-free guidance towards the target genre (default: "
+                   "generate.transfer_guidance)")
     p.add_argument("--seed", type=int, default=0, help="seed of the flow's noise (default: 0)")
     guidance(p)
     common(p)
@@ -298,7 +301,9 @@ def _run_generation(args: argparse.Namespace) -> int:
         motions = [core.transfer(args.input, model, params, args.genre, args.domain, fps=args.fps,
                                  source_domain=args.source_domain, canonical=args.canonical,
                                  guidance=args.guidance, prior=prior, strength=strength,
-                                 steps=args.steps or g.steps, solver=g.solver, prior_guidance=g.guidance,
+                                 steps=args.steps or g.steps, solver=g.solver,
+                                 prior_guidance=(g.transfer_guidance if args.prior_guidance is None
+                                                 else args.prior_guidance),
                                  seed=args.seed)]
         title = f"{args.input.name} as {genre_name(motions[0].genre_id)}"
     else:

@@ -97,7 +97,7 @@ def _pick_per_genre(genres: torch.Tensor, per_genre: int, seed: int) -> torch.Te
 def _restyle(z: torch.Tensor, prior, genres: list[int], p) -> torch.Tensor:
     """Latents re-generated under AIST++ + `genres` at `generate.transfer_strength` (0: unchanged)."""
     return restyle_latents(z, prior, "aist", genres, p.transfer_strength, steps=p.steps, solver=p.solver,
-                           guidance=p.guidance, seed=p.seed)
+                           guidance=p.transfer_guidance, seed=p.seed)
 
 
 def _transfers(gm, prior, seqs: list[CachedSequence], p) -> list[torch.Tensor]:
@@ -357,6 +357,7 @@ def main(params: Params) -> dict:
     metrics = {
         "settings": {"window_frames": window, "sampler": p.sampler, "steps": p.steps, "solver": p.solver,
                      "guidance": p.guidance, "decoder_guidance": dg, "transfer_strength": p.transfer_strength,
+                     "transfer_guidance": p.transfer_guidance,
                      "samples_per_genre": p.samples_per_genre,
                      "mvh_samples": p.mvh_samples, "label_windows_per_genre": p.label_windows_per_genre,
                      "bootstrap": boot, "min_windows_per_genre": MIN_WINDOWS_PER_GENRE,
