@@ -133,7 +133,7 @@ def test_stage_transfers_are_the_librarys_transfers(trained, strength):
     plain = transfer(motion, gm, trained, 7, "aist", canonical=True)
     for g in (1, 7):
         one = transfer(motion, gm, trained, g, "aist", canonical=True, prior=prior, strength=strength,
-                       steps=p.steps, solver=p.solver, prior_guidance=p.transfer_guidance, seed=p.seed)
+                       steps=p.transfer_steps, solver=p.solver, prior_guidance=p.transfer_guidance, seed=p.seed)
         assert torch.allclose(batched[g - 1], torch.from_numpy(one.features), atol=1e-4)
     # through the prior, the transfer is another motion than the bare label swap
     assert np.allclose(one.features, plain.features, atol=1e-4) == (strength == 0.0)

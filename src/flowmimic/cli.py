@@ -153,7 +153,7 @@ def _add_generation_commands(sub) -> None:
                    help="re-generate the latents through the flow prior from this noise level, 0..1 (default: "
                    "generate.transfer_strength; 0: a bare decoder label swap, needs no prior)")
     p.add_argument("--prior", default=None, help="flow prior checkpoint (default: prior.model_path)")
-    p.add_argument("--steps", type=int, default=None, help="flow ODE steps (default: generate.steps)")
+    p.add_argument("--steps", type=int, default=None, help="flow ODE steps (default: generate.transfer_steps)")
     p.add_argument("--prior-guidance", type=float, default=None,
                    help="the flow's classifier-free guidance towards the target genre (default: "
                    "generate.transfer_guidance)")
@@ -301,7 +301,7 @@ def _run_generation(args: argparse.Namespace) -> int:
         motions = [core.transfer(args.input, model, params, args.genre, args.domain, fps=args.fps,
                                  source_domain=args.source_domain, canonical=args.canonical,
                                  guidance=args.guidance, prior=prior, strength=strength,
-                                 steps=args.steps or g.steps, solver=g.solver,
+                                 steps=args.steps or g.transfer_steps, solver=g.solver,
                                  prior_guidance=(g.transfer_guidance if args.prior_guidance is None
                                                  else args.prior_guidance),
                                  seed=args.seed)]

@@ -370,6 +370,7 @@ class GenerateParams(Section):
     transfer_strength: Annotated[float, Field(ge=0.0, le=1.0)]   # SDEdit noise level of transfers through the
                                        # flow prior (generation.core.restyle_latents); 0 = a bare label swap
     transfer_guidance: NonNegFloat     # the flow's classifier-free guidance towards the target in transfers
+    transfer_steps: PosInt             # ODE steps of a transfer's edit (from t = 1 - strength to 1)
     fid_steps: list[PosInt]            # extra flow step counts whose FID_k is reported (8, 16 in the demo)
     samples_per_genre: PosInt          # samples (one judging window each) per genre, per sampler
     mvh_samples: PosInt                # samples decoded as MVHumanNet, per sampler

@@ -96,7 +96,7 @@ def _pick_per_genre(genres: torch.Tensor, per_genre: int, seed: int) -> torch.Te
 
 def _restyle(z: torch.Tensor, prior, genres: list[int], p) -> torch.Tensor:
     """Latents re-generated under AIST++ + `genres` at `generate.transfer_strength` (0: unchanged)."""
-    return restyle_latents(z, prior, "aist", genres, p.transfer_strength, steps=p.steps, solver=p.solver,
+    return restyle_latents(z, prior, "aist", genres, p.transfer_strength, steps=p.transfer_steps, solver=p.solver,
                            guidance=p.transfer_guidance, seed=p.seed)
 
 
@@ -357,7 +357,7 @@ def main(params: Params) -> dict:
     metrics = {
         "settings": {"window_frames": window, "sampler": p.sampler, "steps": p.steps, "solver": p.solver,
                      "guidance": p.guidance, "decoder_guidance": dg, "transfer_strength": p.transfer_strength,
-                     "transfer_guidance": p.transfer_guidance,
+                     "transfer_guidance": p.transfer_guidance, "transfer_steps": p.transfer_steps,
                      "samples_per_genre": p.samples_per_genre,
                      "mvh_samples": p.mvh_samples, "label_windows_per_genre": p.label_windows_per_genre,
                      "bootstrap": boot, "min_windows_per_genre": MIN_WINDOWS_PER_GENRE,
