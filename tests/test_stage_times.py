@@ -44,3 +44,17 @@ def test_stage_times_records_scratch_runs_and_keeps_them_over_resumed_ones(tmp_p
     fourth = _run(mod, monkeypatch, ["Running stage 'train':", "epoch 1"], [400.0, 490.0])
     assert fourth["figures"]["train_s"] == 90.0 and "train" not in fourth["config"]["partial_runs"]
     assert fourth["figures"]["total_s"] == 94.0
+
+
+def test_flow_prior_share_comes_from_the_generate_log(tmp_path, monkeypatch):
+    mod = _load()
+    monkeypatch.setattr(mod, "OUT", tmp_path / "demo_run.json")
+    lines = ["Running stage 'latents':", "Running stage 'train_prior':", "Running stage 'generate':",
+             'generate: timings {"vae_prior_s": 1.0, "flow_s": 8.0, "inbetween_s": 6.5}']
+    out = _run(mod, monkeypatch, lines, [0.0, 2.0, 102.0, 162.0])
+    assert out["figures"]["generate_flow_s"] == 14.5
+    assert out["figures"]["flow_prior_s"] == 2.0 + 100.0 + 14.5
+    assert out["targets"]["flow_prior_s"]["met"]
+    # a later run without generate keeps the last generate's flow seconds
+    again = _run(mod, monkeypatch, ["Running stage 'train_prior':"], [200.0, 300.0])
+    assert again["figures"]["flow_prior_s"] == 2.0 + 100.0 + 14.5

@@ -44,6 +44,7 @@ MVHumanNet test sequence and its transfers to `generate.gif_genres`), `transfer_
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -390,7 +391,9 @@ def main(params: Params) -> dict:
         metrics["flow"] = flow
         metrics["inbetween"] = inbetween
         metrics["comparison"] = _comparison(flow, samples, rate, metrics["floor"]["fid_k"])
-    metrics["seconds"] = timings
+    # Timings go to the log (scripts/stage_times.py reads them), not into the metrics: a DVC output
+    # must be the same for the same inputs, or two identical runs would give different dvc.lock hashes.
+    log.info("generate: timings %s", json.dumps(timings))
     _write_plots(Path(p.plots_dir), p, mvh_test[0], full[0], transfer, t_target, judge, flow_aist)
     write_json(p.metrics, metrics)
     log.info("generate: classifier on real test %.3f; transfers as target %.3f (%s x real); label followed "
