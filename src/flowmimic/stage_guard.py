@@ -8,16 +8,19 @@ competing for the CPU with the next run and writing `models/last.pt` behind its 
 Under DVC (which sets `DVC_STAGE` in every stage command's environment) `watch_dvc` starts a daemon
 thread that polls the nearest ancestor that is not a shell (`dvc` itself: the stage command runs
 through `sh -c`, which may or may not exec). When that process is gone it interrupts the main
-thread (a `KeyboardInterrupt`, so `finally` blocks run: the cache's worker pool is terminated, the
-DDP launcher stops torchrun) and, if the stage has not exited after `GRACE_S`, ends the process.
+thread with a real SIGINT sent to this process (a signal, unlike `_thread.interrupt_main`, also
+breaks a blocking wait such as the DDP launcher's on torchrun; it becomes a `KeyboardInterrupt`, so
+`finally` blocks run and the cache's worker pool is terminated, or the launcher's handler forwards
+it to torchrun, which stops its workers) and, if the stage has not exited after `GRACE_S`, ends the
+process.
 Outside DVC it does nothing: `nohup flowmimic train &` from a shell that then exits keeps training.
 """
 
 from __future__ import annotations
 
-import _thread
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -72,7 +75,7 @@ def watch_dvc(poll_s: float = POLL_S, grace_s: float = GRACE_S) -> int | None:
             time.sleep(poll_s)
         log.error("the process that ran this stage (pid %d, dvc) is gone: stopping stage %s",
                   pid, os.environ.get(DVC_STAGE_ENV))
-        _thread.interrupt_main()
+        os.kill(os.getpid(), signal.SIGINT)
         time.sleep(grace_s)
         os._exit(1)                                           # the main thread did not stop in time
 
