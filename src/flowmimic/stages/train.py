@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -30,7 +29,8 @@ from tqdm import tqdm
 from flowmimic.model.losses import LossWeights
 from flowmimic.model.vae import MotionVAE, VAEConfig
 from flowmimic.params import Params
-from flowmimic.training.checkpoint import best_model_checkpoint, load_checkpoint, make_checkpoint, save_checkpoint
+from flowmimic.training.checkpoint import (best_model_checkpoint, holds_best, make_checkpoint, resumable,
+                                          save_checkpoint)
 from flowmimic.training.distributed import DistInfo, barrier, check_device, cleanup, init_distributed
 from flowmimic.training.loop import (TrainState, build_loaders, build_optimizer, build_scheduler, data_fingerprint,
                                      seed_everything, train_epoch, trim_live_history, validate)
@@ -47,26 +47,6 @@ def main(params: Params) -> None:
         _train(params, info)
     finally:
         cleanup()
-
-
-def _resumable(params: Params, fingerprints: tuple[str, str]) -> dict | None:
-    p = params.train
-    if not (p.resume and Path(p.last_path).exists()):
-        return None
-    ckpt = load_checkpoint(p.last_path)
-    if (ckpt["train_fingerprint"], ckpt["data_fingerprint"]) != fingerprints:
-        log.info("%s was made with other train params or data: starting fresh", p.last_path)
-        return None
-    log.info("resuming from %s (epoch %d, step %d)", p.last_path, ckpt["epoch"], ckpt["step"])
-    return ckpt
-
-
-def _best_saved(path: str, fingerprints: tuple[str, str], best_epoch: int | None) -> bool:
-    """Whether `path` holds this run's best model (the file is removed by DVC before a stage re-runs)."""
-    if not Path(path).exists():
-        return False
-    ckpt = load_checkpoint(path)
-    return (ckpt["train_fingerprint"], ckpt["data_fingerprint"], ckpt["best_epoch"]) == (*fingerprints, best_epoch)
 
 
 def open_live(p, resumed_at: int | None):
@@ -92,9 +72,9 @@ def metric_logger(live, prefix: str):
 def _train(params: Params, info: DistInfo) -> None:
     p = params.train
     fingerprints = (p.fingerprint(), data_fingerprint(params))
-    ckpt = _resumable(params, fingerprints)
+    ckpt = resumable(p.last_path, p.resume, fingerprints)
     if ckpt is not None and ckpt["finished"]:
-        if info.is_main and not _best_saved(p.model_path, fingerprints, ckpt["best_epoch"]):
+        if info.is_main and not holds_best(p.model_path, fingerprints, ckpt["best_epoch"]):
             save_checkpoint(p.model_path, best_model_checkpoint(ckpt))
         log.info("training already finished (%s); %s is up to date", p.last_path, p.model_path)
         barrier()
@@ -149,7 +129,7 @@ def _train(params: Params, info: DistInfo) -> None:
         barrier()
 
     if info.is_main:
-        if not _best_saved(p.model_path, fingerprints, state.best_epoch):   # e.g. DVC removed it before a resume
+        if not holds_best(p.model_path, fingerprints, state.best_epoch):   # e.g. DVC removed it before a resume
             save_checkpoint(p.model_path, make_checkpoint(model, None, None, state, **fields, finished=True,
                                                           model_state=state.best_model))
         live.end()

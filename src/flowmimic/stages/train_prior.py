@@ -38,7 +38,7 @@ from flowmimic.model.prior import FlowPrior, LatentStats, PriorConfig, flow_matc
 from flowmimic.params import Params
 from flowmimic.stages.latents import index_path, latent_sequences, read_latent_index
 from flowmimic.stages.train import metric_logger, open_live
-from flowmimic.training.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from flowmimic.training.checkpoint import CHECKPOINT_VERSION, holds_best, resumable, save_checkpoint
 from flowmimic.training.distributed import DistInfo, barrier, check_device, cleanup, init_distributed, reduce_mean
 from flowmimic.training.loop import (NonFiniteLossError, TrainState, build_optimizer, build_scheduler,
                                      seed_everything)
@@ -156,33 +156,14 @@ def _checkpoint(model: nn.Module, ema: nn.Module, optimizer, scheduler, state: T
             "scheduler": scheduler.state_dict(), "best_model": state.best_model}
 
 
-def _resumable(p, fingerprints: tuple[str, str]) -> dict | None:
-    if not (p.resume and Path(p.last_path).exists()):
-        return None
-    ckpt = load_checkpoint(p.last_path)
-    if ckpt.get("kind") != PRIOR_KIND or (ckpt.get("train_fingerprint"), ckpt.get("data_fingerprint")) != fingerprints:
-        log.info("%s was made with other prior params or latents: starting fresh", p.last_path)
-        return None
-    log.info("resuming from %s (epoch %d, step %d)", p.last_path, ckpt["epoch"], ckpt["step"])
-    return ckpt
-
-
-def _best_saved(path: str, fingerprints: tuple[str, str], best_epoch: int | None) -> bool:
-    if not Path(path).exists():
-        return False
-    ckpt = load_checkpoint(path)
-    return (ckpt.get("train_fingerprint"), ckpt.get("data_fingerprint"), ckpt.get("best_epoch")) == (*fingerprints,
-                                                                                                    best_epoch)
-
-
 def _train(params: Params, info: DistInfo) -> None:
     p = params.prior
     data = LatentData(params)
     fingerprints = (p.fingerprint(), data.fingerprint)
     config = PriorConfig.from_params(p, data.d_z)
-    ckpt = _resumable(p, fingerprints)
+    ckpt = resumable(p.last_path, p.resume, fingerprints, kind=PRIOR_KIND)
     if ckpt is not None and ckpt["finished"]:
-        if info.is_main and not _best_saved(p.model_path, fingerprints, ckpt["best_epoch"]):
+        if info.is_main and not holds_best(p.model_path, fingerprints, ckpt["best_epoch"]):
             state = TrainState(ckpt["epoch"], ckpt["step"], ckpt["best_value"], ckpt["best_epoch"], ckpt["best_model"])
             save_checkpoint(p.model_path, _checkpoint(None, None, None, None, state, config, data, p, fingerprints,
                                                       finished=True, best=True))
@@ -254,7 +235,7 @@ def _train(params: Params, info: DistInfo) -> None:
         barrier()
 
     if info.is_main:
-        if not _best_saved(p.model_path, fingerprints, state.best_epoch):   # e.g. DVC removed it before a resume
+        if not holds_best(p.model_path, fingerprints, state.best_epoch):   # e.g. DVC removed it before a resume
             save_checkpoint(p.model_path, _checkpoint(model, ema, optimizer, scheduler, state, config, data, p,
                                                       fingerprints, finished=True, best=True))
         live.end()

@@ -23,6 +23,7 @@ byte-identical files (and DVC records identical hashes).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from flowmimic.training.loop import TrainState
 
 CHECKPOINT_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def make_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any,
@@ -99,6 +102,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
         raise DataError(path, f"not a version-{CHECKPOINT_VERSION} FlowMimic checkpoint", "invalid")
     return ckpt
+
+
+def resumable(last_path: str | Path, resume: bool, fingerprints: tuple[str, str],
+              kind: str | None = None) -> dict[str, Any] | None:
+    """The checkpoint at `last_path` to resume from, or None: resuming is off, there is none, or it was
+    made with other params or data (`fingerprints`: train, data) or is not of `kind`."""
+    if not (resume and Path(last_path).exists()):
+        return None
+    ckpt = load_checkpoint(last_path)
+    if ckpt.get("kind") != kind or (ckpt.get("train_fingerprint"), ckpt.get("data_fingerprint")) != fingerprints:
+        log.info("%s was made with other params or data: starting fresh", last_path)
+        return None
+    log.info("resuming from %s (epoch %d, step %d)", last_path, ckpt["epoch"], ckpt["step"])
+    return ckpt
+
+
+def holds_best(path: str | Path, fingerprints: tuple[str, str], best_epoch: int | None) -> bool:
+    """Whether `path` holds this run's best model (DVC removes a stage's outputs before it re-runs it)."""
+    if not Path(path).exists():
+        return False
+    ckpt = load_checkpoint(path)
+    return (ckpt.get("train_fingerprint"), ckpt.get("data_fingerprint"), ckpt.get("best_epoch")) == (*fingerprints,
+                                                                                                    best_epoch)
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[MotionVAE, dict[str, Any]]:
