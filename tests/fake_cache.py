@@ -46,7 +46,7 @@ TINY_TRAIN: dict[str, Any] = dict(
 TINY_PRIOR: dict[str, Any] = dict(
     seed=0, device="cpu", nproc_per_node=1, threads=1, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2.0, dropout=0.0, kernel=3, out_kernel=3,
     seq_len=8, batch_size=4, windows_per_sequence=2, epochs=2, lr=3e-3, min_lr_ratio=0.1, weight_decay=0.0,
-    warmup_steps=2, grad_clip=1.0, cond_dropout=0.2, time_sampling="logit_normal", ema_decay=0.9,
+    warmup_steps=2, grad_clip=1.0, cond_dropout=0.2, context_rate=0.5, time_sampling="logit_normal", ema_decay=0.9,
     val_every_epochs=1, log_every_steps=1, resume=True,
 )
 

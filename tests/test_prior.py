@@ -15,7 +15,7 @@ from fake_cache import make_fake_cache
 from flowmimic.errors import ConfigError, DataError
 from flowmimic.generation.checkpoint import file_sha256
 from flowmimic.generation.flow import LoadedPrior, edit_latents, integrate, load_prior, sample_latents
-from flowmimic.model.prior import (FlowPrior, LatentStats, PriorConfig, drop_condition, flow_matching_loss,
+from flowmimic.model.prior import (FlowPrior, LatentStats, PriorConfig, context_mask, drop_condition, flow_matching_loss,
                                    sample_times)
 from flowmimic.model.vae import sinusoidal_embedding, sinusoidal_positions
 from flowmimic.stages import latents as latents_stage
@@ -401,3 +401,83 @@ def test_train_prior_two_process_ddp_gloo(tmp_path):
     single = prior_stage.validate(ema, data, params.prior, DistInfo(0, 0, 1, torch.device("cpu")))
     summary = json.loads((Path(params.prior.live_dir) / "metrics.json").read_text())
     assert summary["val"]["flow_loss"] == pytest.approx(single["flow_loss"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- the known-frames input
+
+CTX = PriorConfig(d_z=4, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2.0, dropout=0.0, n_domains=2, n_genres=10,
+                  kernel=3, context=True)
+
+
+def test_context_masks_are_prefixes_or_both_ends_and_leave_frames_to_generate():
+    m = context_mask(4000, 12, 0.6, torch.Generator().manual_seed(0))
+    used = m.any(1)
+    assert abs(used.float().mean().item() - 0.6) < 0.03
+    assert int((~m).sum(1).min()) >= 2                                # something is always left to generate
+    k = torch.arange(12)
+    for row in m[used]:
+        known = k[row]
+        prefix = int((known < 6).sum())
+        assert prefix >= 1 and torch.equal(known[:prefix], torch.arange(prefix))          # a prefix from frame 0 ...
+        suffix = known[prefix:]
+        assert torch.equal(suffix, torch.arange(12 - len(suffix), 12))                   # ... and maybe a suffix
+    both = m[used][:, -1]
+    assert 0.4 < both.float().mean().item() < 0.6                     # in-betweening as often as continuation
+    assert not context_mask(50, 12, 0.0, torch.Generator().manual_seed(0)).any()
+
+
+def test_context_loss_scores_only_the_unknown_frames():
+    model = _randomised(FlowPrior(CTX))
+    x1 = torch.randn(6, 8, 4)
+    dom, gen = torch.zeros(6, dtype=torch.long), torch.arange(1, 7)
+    loss = flow_matching_loss(model, x1, dom, gen, time_sampling="uniform", context_rate=0.9,
+                              generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)                           # the same draws, computed independently
+    x0 = torch.randn(x1.shape, generator=g)
+    t = torch.rand(6, generator=g)
+    known = context_mask(6, 8, 0.9, g)
+    xt = (1 - t)[:, None, None] * x0 + t[:, None, None] * x1
+    err = ((model(xt, t, dom, gen, x1, known) - (x1 - x0)) ** 2).mean(-1)
+    expect = torch.stack([err[i][~known[i]].mean() for i in range(6)]).mean()
+    assert known.any() and torch.allclose(loss, expect, atol=1e-6)
+
+
+def test_context_input_reads_known_frames_only_where_the_mask_says():
+    model = _randomised(FlowPrior(CTX))
+    x, t = torch.randn(2, 8, 4), torch.full((2,), 0.3)
+    dom, gen = torch.zeros(2, dtype=torch.long), torch.tensor([1, 2])
+    known, mask = torch.randn(2, 8, 4), torch.zeros(2, 8, dtype=torch.bool)
+    mask[:, :3] = True
+    out = model(x, t, dom, gen, known, mask)
+    other = known.clone()
+    other[:, 3:] = 100.0                                            # values outside the mask are ignored
+    assert torch.allclose(model(x, t, dom, gen, other, mask), out, atol=1e-6)
+    assert not torch.allclose(model(x, t, dom, gen, known * 2, mask), out, atol=1e-4)
+    assert torch.allclose(model(x, t, dom, gen), model(x, t, dom, gen, None, torch.zeros_like(mask)), atol=1e-6)
+    with pytest.raises(ValueError, match="without a known-frames input"):
+        _randomised(FlowPrior(CFG))(x, t, dom, gen, known, mask)
+
+
+def test_sampling_gives_a_context_prior_the_clean_known_frames():
+    torch.manual_seed(0)
+    prior = LoadedPrior(_randomised(FlowPrior(CTX)), LatentStats(torch.full((4,), 1.0), torch.full((4,), 3.0)),
+                        8, "sha", "<memory>", torch.device("cpu"))
+    known = torch.randn(2, 8, 4)
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[:, :3] = True
+    seen = []
+    orig = prior.model.forward
+    prior.model.forward = lambda x, t, d, g, k=None, m=None: (seen.append((k, m)), orig(x, t, d, g, k, m))[1]
+    z = sample_latents(prior, 2, 8, 0, [2, 5], steps=2, solver="midpoint", guidance=1.5, known=known,
+                       known_mask=mask, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(z[mask], known[mask]) and len(seen) == 4
+    for k, m in seen:                                              # cond and null halves both see the context
+        assert torch.equal(m, torch.cat([mask, mask]))
+        assert torch.allclose(k[m], prior.stats.normalize(torch.cat([known, known]))[m], atol=1e-6)
+    # longer than the window: each window of the blended velocity gets its own slice of the context
+    seen.clear()
+    long_known, long_mask = torch.randn(1, 14, 4), torch.zeros(1, 14, dtype=torch.bool)
+    long_mask[:, :2] = True
+    sample_latents(prior, 1, 14, 0, 2, steps=1, solver="euler", known=long_known, known_mask=long_mask)
+    k, m = seen[0]
+    assert m.shape == (k.shape[0], 8) and bool(m[0, :2].all()) and not bool(m[1:].any())

@@ -297,6 +297,7 @@ class PriorParams(Section):
     warmup_steps: NonNegInt
     grad_clip: NonNegFloat             # 0 disables clipping
     cond_dropout: Annotated[float, Field(ge=0, lt=1)]   # share of conditions replaced by the null one (CFG)
+    context_rate: Annotated[float, Field(ge=0, lt=1)]   # share of windows trained with known frames (0: no context input)
     time_sampling: Literal["uniform", "logit_normal"]
     ema_decay: Annotated[float, Field(ge=0, lt=1)]      # EMA of the weights (0: the raw weights); saved models are EMA
     # bookkeeping

@@ -14,17 +14,15 @@ normalisation (`LatentStats`) is applied inside. Decoding latents to motion is `
 Classifier-free guidance (Ho & Salimans 2022): v = v_null + s (v_cond - v_null), both halves in one
 batched call; s = 1 evaluates the conditional velocity only (one call).
 
-Known frames (in-betweening, continuation) are imposed by REPLACEMENT along the path: at every
-evaluation of the velocity, the known frames of the state are overwritten by where the straight path
-from the same noise would put them, x_t = (1 - t) x0 + t x1_known, and at t = 1 by x1_known itself.
-Why replacement rather than a masked-context input: it needs no change to the network or its
-training (the same prior, trained once on whole windows, does sampling, in-betweening,
-continuation and editing, and training time stays within the demo's budget); and on a straight
-path the replaced frames are exactly the state the ODE would be in had it started from that noise
-and ended at the known latents, so the unknown frames always attend to a consistent context
-(unlike diffusion, where replacement needs a freshly noised copy at each step). Its known weakness
--- the model can only react to the context, not plan for it from t = 0 -- is what the join metrics
-of the generate stage measure.
+Known frames (in-betweening, continuation) are imposed two ways at once. REPLACEMENT along the path:
+at every evaluation of the velocity, the known frames of the state are overwritten by where the
+straight path from the same noise would put them, x_t = (1 - t) x0 + t x1_known, and at t = 1 by
+x1_known itself -- on a straight path that is exactly the state the ODE would be in had it started
+from that noise and ended at the known latents, which is also what training shows the network. And,
+for a prior trained with a context input (`prior.context_rate` > 0, `model.prior`), the clean known
+latents and their mask go to the network at every step, so the unknown frames are planned for them
+from t = 0: replacement alone only lets the model react to a context it cannot see clean until late
+in the path, and its joins jerk (the generate stage's in-betweening metrics measure both).
 """
 
 from __future__ import annotations
@@ -88,33 +86,43 @@ def _ids(value: int | Tensor | list[int], n: int, device: torch.device) -> Tenso
     return ids
 
 
-def velocity(prior: LoadedPrior, x: Tensor, t: float, domain: Tensor, genre: Tensor, guidance: float) -> Tensor:
+def velocity(prior: LoadedPrior, x: Tensor, t: float, domain: Tensor, genre: Tensor, guidance: float,
+             known: Tensor | None = None, known_mask: Tensor | None = None) -> Tensor:
     """Guided velocity at state x (B, T, Z) (normalised) and time t (see the module docstring).
 
     A state longer than the prior's window is evaluated in half-overlapping windows whose velocities
     are blended with the VAE's taper (`generation.windows.overlap_add`), at every step: one ODE for the
     whole sequence, each frame's velocity a convex mix of the windows that see it (the MultiDiffusion
     idea, Bar-Tal et al., ICML 2023), so a long edit or sample has no seam at the window edges.
+    `known` / `known_mask` (B, T, Z) / (B, T): the context input of a prior that reads one (else unused).
     """
     b, n, _ = x.shape
+    if not prior.model.config.context:
+        known = known_mask = None
     if n <= prior.window:
-        return _window_velocity(prior, x, t, domain, genre, guidance)
+        return _window_velocity(prior, x, t, domain, genre, guidance, known, known_mask)
     overlap = overlap_of(prior.window)
     starts = window_starts(n, prior.window, overlap)
     k = len(starts)
-    xw = split_windows(x, starts, prior.window).flatten(0, 1)                               # (B*W, L, Z)
-    vw = _window_velocity(prior, xw, t, domain.repeat_interleave(k), genre.repeat_interleave(k), guidance)
+
+    def split(v: Tensor) -> Tensor:
+        return None if v is None else split_windows(v, starts, prior.window).flatten(0, 1)   # (B*W, L, ...)
+
+    vw = _window_velocity(prior, split(x), t, domain.repeat_interleave(k), genre.repeat_interleave(k), guidance,
+                          split(known), split(known_mask))
     return overlap_add(vw.unflatten(0, (b, k)), starts, n, overlap)
 
 
 def _window_velocity(prior: LoadedPrior, x: Tensor, t: float, domain: Tensor, genre: Tensor,
-                     guidance: float) -> Tensor:
+                     guidance: float, known: Tensor | None = None, known_mask: Tensor | None = None) -> Tensor:
     b = x.shape[0]
     tt = torch.full((b,), float(t), device=x.device)
+    context = () if known is None else (known, known_mask)
     if guidance == 1.0:
-        return prior.model(x, tt, domain, genre)
+        return prior.model(x, tt, domain, genre, *context)
     null_d, null_g = prior.model.null_condition(b, x.device)
-    both = prior.model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([domain, null_d]), torch.cat([genre, null_g]))
+    both = prior.model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([domain, null_d]), torch.cat([genre, null_g]),
+                       *(torch.cat([v, v]) for v in context))
     cond, uncond = both.chunk(2)
     return uncond + guidance * (cond - uncond)
 
@@ -149,10 +157,10 @@ def integrate(prior: LoadedPrior, x: Tensor, t0: float, domain: Tensor, genre: T
     for i in range(steps):
         t = t0 + i * dt
         x = replace(x, t)
-        v = velocity(prior, x, t, domain, genre, guidance)
+        v = velocity(prior, x, t, domain, genre, guidance, known, known_mask)
         if solver == "midpoint":
             xm = replace(x + 0.5 * dt * v, t + 0.5 * dt)
-            v = velocity(prior, xm, t + 0.5 * dt, domain, genre, guidance)
+            v = velocity(prior, xm, t + 0.5 * dt, domain, genre, guidance, known, known_mask)
         x = x + dt * v
     return replace(x, 1.0)
 

@@ -33,6 +33,17 @@ mixes the output velocities. A per-frame latent decodes to jitter when neighbour
 independent errors; letting each token see, and each velocity mix, its neighbours is what brought
 the demo's flow samples from FID_k 275 (per frame) to 43 (input 7, output 3, see README).
 
+Known frames (`prior.context_rate`): in-betweening and continuation fix some latent frames and
+generate the rest. With a context rate > 0 the network has a second input, the known frames' clean
+latents (zero elsewhere) and the 0/1 mask, through its own temporal convolution added to the token
+embedding (a masked-context input, as Voicebox: Le et al., "Voicebox: Text-Guided Multilingual
+Universal Speech Generation at Scale", NeurIPS 2023). Training hides, with probability
+`context_rate`, all but a random prefix, or a random prefix and suffix, of each window and scores
+the velocity on the hidden frames only (`context_mask`, `flow_matching_loss`); the other windows
+train unconditional generation with an empty context. So the generated frames are planned for the
+known ones from t = 0, not only pulled towards them (which is all replacement along the path can do:
+the joins then jerk, `metrics/generate.json` in-betweening).
+
 Conditioning ids: domains 0 aist, 1 mvh and the null domain `n_domains`; genres 1..10, 0 = unknown
 (MVHumanNet) -- the null condition is (null domain, genre 0), one learned embedding pair.
 
@@ -68,13 +79,14 @@ class PriorConfig:
     n_genres: int        # genre ids 1..n_genres; 0 = unknown / null
     kernel: int = 1      # frames the input embedding reads (a 1-D convolution; 1: per frame)
     out_kernel: int = 1  # frames the output velocity mixes (a 1-D convolution after the final layer; 1: none)
+    context: bool = False  # a known-frames input (latents and mask) for in-betweening and continuation
 
     @classmethod
     def from_params(cls, p, d_z: int, n_domains: int = N_DOMAINS, n_genres: int = N_GENRES) -> "PriorConfig":
         """Build from the `prior` section of params.yaml and the VAE's d_z."""
         return cls(d_z=d_z, d_model=p.d_model, n_layers=p.n_layers, n_heads=p.n_heads, mlp_ratio=p.mlp_ratio,
                    dropout=p.dropout, n_domains=n_domains, n_genres=n_genres, kernel=p.kernel,
-                   out_kernel=p.out_kernel)
+                   out_kernel=p.out_kernel, context=p.context_rate > 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +94,7 @@ class PriorConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "PriorConfig":
         names = {f.name for f in fields(cls)}
-        d = {"kernel": 1, "out_kernel": 1, **d}   # checkpoints written before the kernels existed
+        d = {"kernel": 1, "out_kernel": 1, "context": False, **d}   # checkpoints written before these existed
         if set(d) != names:
             raise ValueError(f"prior config keys {sorted(d)} do not match PriorConfig's {sorted(names)}")
         return cls(**d)
@@ -140,6 +152,9 @@ class FlowPrior(nn.Module):
         # Each frame's token sees its neighbours' noisy latents: local differences (the latents' own
         # velocity and acceleration) are what high-frequency errors -- jitter once decoded -- show in.
         self.embed = nn.Conv1d(config.d_z, config.d_model, config.kernel, padding=config.kernel // 2)
+        # Known frames: their clean latents and the mask, read over the same neighbourhood (none: all 0).
+        self.context_embed = (nn.Conv1d(config.d_z + 1, config.d_model, config.kernel, padding=config.kernel // 2)
+                              if config.context else None)
         self.time = TimeEmbedder(config.d_model)
         self.cond = ConditionEmbedder(config.d_model, config.n_domains + 1, config.n_genres)   # + the null domain
         self.blocks = nn.ModuleList(Block(config.d_model, config.n_heads, config.mlp_ratio, config.dropout)
@@ -180,11 +195,23 @@ class FlowPrior(nn.Module):
         return (torch.full((n,), self.null_domain, dtype=torch.long, device=device),
                 torch.full((n,), UNKNOWN_GENRE, dtype=torch.long, device=device))
 
-    def forward(self, x: Tensor, t: Tensor, domain: Tensor, genre: Tensor) -> Tensor:
-        """x (B, T, Z) on the path at times t (B,), condition ids (B,) -> velocity (B, T, Z)."""
+    def forward(self, x: Tensor, t: Tensor, domain: Tensor, genre: Tensor, known: Tensor | None = None,
+                known_mask: Tensor | None = None) -> Tensor:
+        """x (B, T, Z) on the path at times t (B,), condition ids (B,) -> velocity (B, T, Z).
+
+        `known` (B, T, Z) clean normalised latents where `known_mask` (B, T) is True: the context of a
+        prior built with `context` (ignored where the mask is False; None: no frame known).
+        """
         B, T, _ = x.shape
         c = self.time(t) + self.cond(domain, genre)                                      # (B, D)
         h = self.embed(x.transpose(1, 2)).transpose(1, 2) + sinusoidal_positions(T, c.shape[-1], x.device)  # (B, T, D)
+        if self.context_embed is not None:
+            m = (torch.zeros((B, T), dtype=x.dtype, device=x.device) if known_mask is None
+                 else known_mask.to(x.dtype))[..., None]
+            ctx = torch.cat([x.new_zeros(x.shape) if known is None else known * m, m], -1)
+            h = h + self.context_embed(ctx.transpose(1, 2)).transpose(1, 2)
+        elif known_mask is not None and bool(known_mask.any()):
+            raise ValueError("this prior was trained without a known-frames input (prior.context_rate 0)")
         mask = torch.ones((B, T), dtype=torch.bool, device=x.device)
         for block in self.blocks:
             h = block(h, c, mask)
@@ -215,11 +242,31 @@ def drop_condition(model: FlowPrior, domain: Tensor, genre: Tensor, rate: float,
     return torch.where(drop, null_d, domain), torch.where(drop, null_g, genre)
 
 
+def context_mask(n: int, frames: int, rate: float, generator: torch.Generator | None = None,
+                 device: torch.device | None = None) -> Tensor:
+    """(n, frames) bool known-frame masks for training the context input.
+
+    Each row is, with probability `rate`, a known prefix (continuation) or, as often, a known prefix and
+    suffix (in-betweening), each side 1 .. frames // 2 - 1 frames long (at least 2 frames stay
+    unknown); otherwise empty (unconditional generation).
+    """
+    u = torch.rand((n, 4), generator=generator, device=device)
+    side = max(1, frames // 2 - 1)
+    used, both = u[:, 0] < rate, u[:, 1] < 0.5
+    a = 1 + (u[:, 2] * side).long().clamp(max=side - 1)
+    b = torch.where(both, 1 + (u[:, 3] * side).long().clamp(max=side - 1), torch.zeros_like(a))
+    k = torch.arange(frames, device=device)[None]
+    return used[:, None] & ((k < a[:, None]) | (k >= frames - b[:, None]))
+
+
 def flow_matching_loss(model: nn.Module, x1: Tensor, domain: Tensor, genre: Tensor, *, time_sampling: str,
-                       cond_dropout: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+                       cond_dropout: float = 0.0, context_rate: float = 0.0,
+                       generator: torch.Generator | None = None) -> Tensor:
     """Conditional flow-matching loss on normalised latents x1 (B, T, Z): mean of |v(x_t, t) - (x1 - x0)|^2.
 
     x0 ~ N(0, I), t from `time_sampling`, x_t = (1 - t) x0 + t x1 (Lipman et al. 2023; Liu et al. 2023).
+    With `context_rate` > 0 (a prior built with `context`), windows get known frames (`context_mask`)
+    as the context input, and their loss is the mean over the unknown frames only.
     `model` may be a DDP wrapper of a `FlowPrior` (its `.module` draws the null condition).
     """
     prior = model.module if hasattr(model, "module") else model
@@ -227,4 +274,10 @@ def flow_matching_loss(model: nn.Module, x1: Tensor, domain: Tensor, genre: Tens
     t = sample_times(x1.shape[0], time_sampling, x1.device, generator)
     xt = (1 - t)[:, None, None] * x0 + t[:, None, None] * x1
     domain, genre = drop_condition(prior, domain, genre, cond_dropout, generator)
-    return F.mse_loss(model(xt, t, domain, genre).float(), (x1 - x0).float())
+    if context_rate <= 0:
+        return F.mse_loss(model(xt, t, domain, genre).float(), (x1 - x0).float())
+    known = context_mask(x1.shape[0], x1.shape[1], context_rate, generator, x1.device)
+    err = (model(xt, t, domain, genre, x1, known).float() - (x1 - x0).float()).pow(2).mean(-1)   # (B, T)
+    scored = (~known).float()
+    # Each window weighs the same, whatever share of it was known.
+    return ((err * scored).sum(1) / scored.sum(1)).mean()

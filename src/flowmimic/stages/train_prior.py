@@ -202,7 +202,8 @@ def _train(params: Params, info: DistInfo) -> None:
         window: list[Tensor] = []
         for keys in data.epoch_batches(p, epoch, info):
             x, dom, gen = (v.to(info.device) for v in data.stack(data.train, data.train_cond, keys, p.seq_len))
-            loss = flow_matching_loss(net, x, dom, gen, time_sampling=p.time_sampling, cond_dropout=p.cond_dropout)
+            loss = flow_matching_loss(net, x, dom, gen, time_sampling=p.time_sampling, cond_dropout=p.cond_dropout,
+                                      context_rate=p.context_rate)
             if not bool(torch.isfinite(loss)):
                 raise NonFiniteLossError(f"non-finite flow-matching loss at step {state.step}")
             optimizer.zero_grad(set_to_none=True)
