@@ -57,6 +57,7 @@ def test_aist_accepts_poses_as_24x3_and_scales_translation(tmp_path, params):
     (lambda d: d.pop("smpl_trans"), "missing_key"),
     (lambda d: d.update(smpl_poses=np.zeros((10, 70), np.float32)), "bad_shape"),
     (lambda d: d["smpl_poses"].__setitem__((3, 5), np.nan), "nan"),
+    (lambda d: d["smpl_trans"].__setitem__((4, 1), np.inf), "nan"),      # a frame resampling drops: still refused
     (lambda d: d.update(smpl_scaling=np.array([0.0], np.float32)), "invalid"),
 ])
 def test_aist_bad_files_name_the_file(tmp_path, params, mutate, reason):

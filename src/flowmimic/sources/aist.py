@@ -27,8 +27,8 @@ from flowmimic.body.skeleton import N_JOINTS
 from flowmimic.errors import DataError
 from flowmimic.io import read_lines, safe_load_pickle
 from flowmimic.params import DataParams
-from flowmimic.sources.common import (RawSequence, align, canonical_rotation, check_finite, numeric_array,
-                                      resample)
+from flowmimic.sources.common import (RawSequence, align, canonical_rotation, check_finite, frame_step,
+                                      numeric_array, resample)
 from flowmimic.taxonomy import genre_id
 
 _NAME = re.compile(r"^g(?P<genre>[A-Z]{2})_s(?P<situation>[A-Z]{2})_c(?P<camera>[A-Za-z0-9]+)_"
@@ -128,6 +128,11 @@ def read_sequence(path: str | Path, data: DataParams, rest_joints: torch.Tensor,
     except ValueError as e:
         raise DataError(path, str(e), "bad_name") from None
     motion = load_motion(path)
+    step = frame_step(data.aist.fps, data.fps)
+    if step is not None:
+        # Resampling keeps every k-th frame (`resample`), and posing is per frame: pose only those
+        # (a third of the forward kinematics at 60 -> 20 fps, the same joints).
+        motion = {**motion, "poses": motion["poses"][::step], "trans": motion["trans"][::step]}
     if joints_fn is None:
         joints = native_joints(motion, rest_joints)
     else:
@@ -135,7 +140,8 @@ def read_sequence(path: str | Path, data: DataParams, rest_joints: torch.Tensor,
     joints = joints[:, :N_JOINTS].to(torch.float64)
     check_finite(joints, path)
     joints = align(joints, canonical_rotation(data.zup_to_yup, data.aist.axis_remap))
-    times = torch.arange(joints.shape[0], dtype=torch.float64) / data.aist.fps
-    joints = resample(joints, times, data.fps, src_fps=data.aist.fps)
+    if step is None:
+        times = torch.arange(joints.shape[0], dtype=torch.float64) / data.aist.fps
+        joints = resample(joints, times, data.fps, src_fps=data.aist.fps)
     return RawSequence(id=path.stem, domain="aist", genre_id=name.genre_id, performer=name.dancer,
                        joints=joints.to(torch.float32), fps=float(data.fps), source=str(path))

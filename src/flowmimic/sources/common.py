@@ -80,6 +80,12 @@ def check_finite(joints: Tensor, source: str | Path, frame_names: Sequence[str] 
         raise DataError(source, f"NaN/Inf joints in {len(idx)} of {joints.shape[0]} frames: {where}{more}", "nan")
 
 
+def frame_step(src_fps: float, dst_fps: float) -> int | None:
+    """k when `src_fps` is the integer multiple k of `dst_fps` (then resampling keeps every k-th frame), else None."""
+    ratio = src_fps / dst_fps
+    return int(round(ratio)) if abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1 else None
+
+
 def resample(joints: Tensor, times: Tensor, dst_fps: float, src_fps: float | None = None) -> Tensor:
     """Resample (T, J, 3) joints sampled at `times` (seconds, increasing) to `dst_fps`.
 
@@ -88,10 +94,9 @@ def resample(joints: Tensor, times: Tensor, dst_fps: float, src_fps: float | Non
     Hermite spline whose tangents are central differences (Catmull-Rom on non-uniform knots), which
     is smooth, passes through every sample, and copes with holes in the frame numbering.
     """
-    if src_fps is not None:
-        ratio = src_fps / dst_fps
-        if abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1:
-            return joints[:: int(round(ratio))]
+    step = frame_step(src_fps, dst_fps) if src_fps is not None else None
+    if step is not None:
+        return joints[::step]
     t = times.to(torch.float64)
     p = joints.to(torch.float64)
     if t.numel() < 2:
