@@ -25,6 +25,7 @@ PARENTS: tuple[int, ...] = SMPL_PARENTS[:N_JOINTS]
 
 PELVIS, HEAD = 0, 15
 L_HIP, R_HIP, L_SHOULDER, R_SHOULDER = 1, 2, 16, 17
+L_KNEE, R_KNEE = 4, 5
 
 # HumanML3D's kinematic chains over the 22 joints (each starts at its chain's root).
 KINEMATIC_CHAINS: tuple[tuple[int, ...], ...] = (
