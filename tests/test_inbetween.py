@@ -16,8 +16,9 @@ from flowmimic.cli import main as cli_main
 from flowmimic.errors import ConfigError
 from flowmimic.features.humanml3d import features_to_joints, joints_to_features
 from flowmimic.generation.flow import load_prior
+from flowmimic.generation.placement import place
 from flowmimic.generation.inbetween import (_turn, context_frames, continue_latents, heading, inbetween_latents,
-                                            place_between, wrap)
+                                            place_between, wrap, yaw_fit)
 from flowmimic.generation.checkpoint import file_sha256
 
 
@@ -63,6 +64,26 @@ def test_place_between_bends_the_gap_onto_b_and_keeps_a():
     assert float((vel[c - 1] - (off[c, PELVIS] - off[c - 1, PELVIS])).norm()) < 0.2 * linear_step
     full = _turn(off[b0 - 1:b0 + 1], torch.full((2,), -math.radians(25.0)), pivot)   # the full turn, both frames
     assert float((vel[b0 - 1] - (full[1, PELVIS] - full[0, PELVIS])).norm()) < 0.2 * linear_step
+    # a decoded window facing 10 degrees off A's heading: the fit over A's frames turns it back, which
+    # anchoring on A's first frame alone (`place`) cannot
+    turned = _turn(off, torch.full((n,), math.radians(10.0)), torch.zeros(3))
+    again = place_between(turned, j[:c], j[c + gap:], c, gap).joints
+    assert torch.allclose(again[:c], j[:c], atol=2e-3)
+    assert not torch.allclose(place(turned, j[:c])[:c], j[:c], atol=0.02)
+
+
+def test_yaw_fit_recovers_a_known_turn_and_shift():
+    g = torch.Generator().manual_seed(0)
+    pts = torch.randn(7, 22, 3, generator=g, dtype=torch.float64)
+    pivot = torch.tensor([0.3, 0.0, -0.2], dtype=torch.float64)
+    moved = _turn(pts, torch.full((7,), 0.6, dtype=torch.float64), pivot) + torch.tensor([1.0, 0.5, 2.0],
+                                                                                       dtype=torch.float64)
+    angle, centre, shift = yaw_fit(pts, moved)
+    assert float(angle) == pytest.approx(0.6, abs=1e-9) and float(shift[1]) == 0.0
+    fitted = _turn(pts, angle.expand(7), centre) + shift
+    assert torch.allclose(fitted[..., [0, 2]], moved[..., [0, 2]], atol=1e-9)      # heights are left alone
+    noisy = moved + 0.01 * torch.randn(moved.shape, generator=g, dtype=torch.float64)
+    assert float(yaw_fit(pts, noisy)[0]) == pytest.approx(0.6, abs=0.01)
 
 
 def test_context_fits_the_window_and_long_gaps_are_refused():
@@ -122,6 +143,23 @@ def test_commands_write_every_kind(tmp_path, env, ext):
             assert int(z["genre"]) == 8 and str(z["domain"]) == "aist"
     else:
         assert out.read_text().startswith("HIERARCHY")
+
+
+def test_foot_lock_is_the_footlock_module_on_the_placed_joints(tmp_path, env):
+    from flowmimic.features.layout import CONTACTS
+    from flowmimic.generation.footlock import lock_feet
+
+    a, b, common = env
+    runs = {}
+    for flag in ("--foot-lock", "--no-foot-lock"):
+        out = tmp_path / f"ib{flag}.npz"
+        assert cli_main(["inbetween", str(a), str(b), str(out), "--seconds", "0.3", flag, *common]) == 0
+        with np.load(out) as z:
+            runs[flag] = torch.from_numpy(z["joints"]), torch.from_numpy(z["features"])
+    (locked, feats), (plain, feats_plain) = runs["--foot-lock"], runs["--no-foot-lock"]
+    assert torch.equal(feats, feats_plain)
+    assert torch.allclose(locked, lock_feet(plain, feats[:, CONTACTS]), atol=1e-6)
+    assert not torch.allclose(locked, plain, atol=1e-4)                # the tiny model plants feet: it did something
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, env, models, dance, caplog):

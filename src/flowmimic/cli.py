@@ -190,6 +190,8 @@ def _add_flow_commands(sub) -> None:
         p.add_argument("--decoder-guidance", type=float, default=None,
                        help="the VAE decoder's guidance over the genre label (default: generate.decoder_guidance)")
         p.add_argument("--seed", type=int, default=0, help="seed of the flow's noise (default: 0)")
+        p.add_argument("--foot-lock", action=argparse.BooleanOptionalAction, default=None,
+                       help="pin the feet the decoded contact labels plant (default: generate.foot_lock)")
         p.add_argument("--fps", type=float, default=None, help="frame rate of a joints .npy input (default: data.fps)")
         p.add_argument("--checkpoint", default=None, help="VAE checkpoint (default: train.model_path)")
         p.add_argument("--prior", default=None, help="flow prior checkpoint (default: prior.model_path)")
@@ -234,6 +236,7 @@ def _run_flow(args: argparse.Namespace) -> int:
     steps, solver = args.steps or g.steps, args.solver or g.solver
     guidance = g.guidance if args.guidance is None else args.guidance
     dguidance = g.decoder_guidance if args.decoder_guidance is None else args.decoder_guidance
+    foot_lock = g.foot_lock if args.foot_lock is None else args.foot_lock
     if steps < 1 or solver not in SOLVERS or guidance < 0 or dguidance < 0:
         raise ConfigError(f"--steps must be >= 1 and the guidance scales >= 0 (got {steps}, {guidance}, {dguidance})")
     inputs = [args.a, args.b] if args.command == "inbetween" else [args.prefix]
@@ -248,7 +251,7 @@ def _run_flow(args: argparse.Namespace) -> int:
     if args.command == "inbetween":
         context_frames(prior.window, frames)                       # refuses a gap the window cannot hold
         motion, _ = inbetween(gm, prior, motions[0], motions[1], frames, genre=genre, steps=steps, solver=solver,
-                              guidance=guidance, decoder_guidance=dguidance, seed=args.seed)
+                              guidance=guidance, decoder_guidance=dguidance, seed=args.seed, foot_lock=foot_lock)
         title = f"{args.a.name} -> {args.b.name}"
     else:
         prefix = motions[0]
@@ -256,7 +259,8 @@ def _run_flow(args: argparse.Namespace) -> int:
             raise DataError(args.prefix, f"has {prefix.features.shape[0]} frames, shorter than one window of the "
                             f"model ({gm.window} frames at {fps:g} fps)", "too_short")
         motion = continue_motion(gm, prior, prefix, frames, genre=genre, context=g.context_frames, steps=steps,
-                                 solver=solver, guidance=guidance, decoder_guidance=dguidance, seed=args.seed)
+                                 solver=solver, guidance=guidance, decoder_guidance=dguidance, seed=args.seed,
+                                 foot_lock=foot_lock)
         title = f"{args.prefix.name} continued as {genre_name(genre)}"
     for path in outputs.write_motions(args.output, [motion], params, title):
         print(f"wrote {path}")

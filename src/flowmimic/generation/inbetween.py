@@ -5,7 +5,8 @@
     place_between       joints of a decoded in-between put in A's frame, the trajectory bent to meet B
     inbetween / continue_motion   the library functions behind `flowmimic inbetween` / `continue`
 
-Known frames are imposed by replacement along the flow's path (`generation.flow`, which says why).
+Known frames are imposed by replacement along the flow's path and, for a prior trained with a
+context input, given to the network as well (`generation.flow`, which says why).
 Context: the prior was trained on windows of `prior.window` latent frames, so the context kept on
 each side is at most (window - gap) / 2 frames (`context_frames`); a gap longer than window - 2
 frames is refused. A continuation keeps at most half a window of the prefix as context and is
@@ -13,13 +14,15 @@ generated window by window, each new window keeping the last `context` frames of
 as known frames.
 
 Placement and the end of the gap: the decoded window is a feature sequence, so its joints come out
-in a canonical frame; they are put back where A's context was (A's heading and pelvis position at the
-window's first frame, A's floor: `placement.place`). Nothing in the latents knows where B stands in
-the world, so the gap's integrated root trajectory ends near, not at, B's first frame. `place_between`
-closes that residual (pelvis x/z and heading) by turning and shifting the gap's frames about A's last
-pelvis with a weight that rises smoothly from 0 at A's last frame to 1 at B's first (smootherstep,
-6u^5 - 15u^4 + 10u^3: no velocity or acceleration step at either join), and B's context frames by the full correction; the residual before
-the correction is reported by the generate stage (`root_end_error_before_correction_m`).
+in a canonical frame; they are put where A's context is by the turn about the vertical and the
+shift that best fit the decoded context frames to A's (`yaw_fit`, least squares over all of them)
+on A's floor. Nothing in the latents knows where B stands in the world, so the gap's integrated
+root trajectory ends near, not at, B's first frame. `place_between` closes that residual (pelvis
+x/z and heading) by turning and shifting the gap's frames about A's last pelvis with a weight that
+rises smoothly from 0 at A's last frame to 1 at B's first (smootherstep, 6u^5 - 15u^4 + 10u^3: no
+velocity or acceleration step at either join), and B's context frames by the full correction; the
+residual before the correction is reported by the generate stage
+(`root_end_error_before_correction_m`).
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from torch import Tensor
 from flowmimic.body.skeleton import L_HIP, L_SHOULDER, PELVIS, R_HIP, R_SHOULDER
 from flowmimic.errors import ConfigError
 from flowmimic.features.humanml3d import features_to_joints
+from flowmimic.features.layout import CONTACTS
 from flowmimic.generation.checkpoint import GenerationModel
 from flowmimic.generation.core import GeneratedMotion, decode_latents, encode_input
 from flowmimic.generation.flow import LoadedPrior, sample_latents
+from flowmimic.generation.footlock import lock_feet
 from flowmimic.generation.inputs import MotionInput
 from flowmimic.generation.placement import place
 from flowmimic.taxonomy import DOMAINS
@@ -106,6 +111,20 @@ def wrap(angle: Tensor) -> Tensor:
     return torch.atan2(angle.sin(), angle.cos())
 
 
+def yaw_fit(moving: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The turn about the vertical and horizontal shift that best map `moving` onto `target` (..., 3).
+
+    Least squares over every point (2-D Procrustes in x/z: the angle maximising sum e . R(a) d for the
+    centred points d, e). Returns (angle, centre, shift): `_turn(x, angle, centre) + shift` applies it.
+    """
+    m, q = moving.reshape(-1, 3).double(), target.reshape(-1, 3).double()
+    cm, cq = m.mean(0), q.mean(0)
+    d, e = m - cm, q - cq
+    angle = torch.atan2((e[:, 0] * d[:, 2] - e[:, 2] * d[:, 0]).sum(), (e[:, 0] * d[:, 0] + e[:, 2] * d[:, 2]).sum())
+    shift = (cq - cm) * cq.new_tensor([1.0, 0.0, 1.0])
+    return angle.to(moving.dtype), cm.to(moving.dtype), shift.to(moving.dtype)
+
+
 @dataclass(frozen=True)
 class Placed:
     joints: Tensor                   # (2c + gap, 22, 3) in A's frame, trajectory meeting B
@@ -116,12 +135,17 @@ class Placed:
 def place_between(canonical: Tensor, a_joints: Tensor, b_joints: Tensor, c: int, gap: int) -> Placed:
     """Joints decoded from [A ctx | gap | B ctx] (canonical) -> A's frame, the gap bent to meet B.
 
-    `a_joints` (>= 1 frames): A's joints from the window's first frame on (its heading, pelvis and floor
-    place the output); `b_joints` (>= 1 frames): B's joints from B's first known frame on.
+    `a_joints` (>= 1 frames): A's joints from the window's first frame on; `b_joints` (>= 1 frames):
+    B's joints from B's first known frame on. The window is put where A's context is by the turn and
+    shift that best fit its first c frames to A's (`yaw_fit`, after `place` for A's floor); the bend's
+    turn is the one that best fits B's context frames to B's, its shift puts B's first pelvis on B's.
     """
     out = place(canonical, a_joints)
+    n_a = min(c, a_joints.shape[0])
+    angle, centre, shift = yaw_fit(out[:n_a], a_joints[:n_a].to(out.dtype))
+    out = _turn(out, angle.expand(out.shape[0]), centre) + shift
     b0 = c + gap
-    target_pos, target_yaw = b_joints[0, PELVIS], heading(b_joints[0])
+    target_pos, target_yaw = b_joints[0, PELVIS].to(out.dtype), heading(b_joints[0].to(out.dtype))
     pivot = out[c - 1, PELVIS]
     d_yaw = wrap(target_yaw - heading(out[b0]))
     before_m = float((out[b0, PELVIS, [0, 2]] - target_pos[[0, 2]]).norm())
@@ -149,11 +173,12 @@ def _genre_of(genre: int | None, *motions: MotionInput) -> int:
 
 def inbetween(gm: GenerationModel, prior: LoadedPrior, a: MotionInput, b: MotionInput, gap: int, *,
               genre: int | None = None, steps: int, solver: str, guidance: float, decoder_guidance: float = 1.0,
-              seed: int = 0) -> tuple[GeneratedMotion, Placed]:
+              seed: int = 0, foot_lock: bool = True) -> tuple[GeneratedMotion, Placed]:
     """From the end of A to the start of B in `gap` frames: [A's last c | gap | B's first c] frames.
 
     Domain: A's; genre: `genre`, else A's or B's own, else 0 (unknown). Joints are in A's frame when A
-    has joints (a features input has none: then the canonical frame, without the bend to B).
+    has joints (a features input has none: then the canonical frame, without the bend to B); with
+    `foot_lock`, feet the decoded contact labels plant are pinned (`generation.footlock`).
     """
     c = context_frames(prior.window, gap, (a.features.shape[0], b.features.shape[0]))
     gid, domain = _genre_of(genre, a, b), a.domain
@@ -167,6 +192,8 @@ def inbetween(gm: GenerationModel, prior: LoadedPrior, a: MotionInput, b: Motion
         n_a = a.features.shape[0]
         placed = place_between(joints, a.joints[n_a - c:], b.joints, c, gap)
         joints = placed.joints
+    if foot_lock:
+        joints = lock_feet(joints, feats[:, CONTACTS])
     motion = GeneratedMotion(joints=joints.numpy().astype(np.float32), features=feats.numpy().astype(np.float32),
                              fps=a.fps, domain=domain, genre_id=gid, source=f"{a.source} -> {b.source}",
                              checkpoint_sha256=gm.sha256, canonical=placed is None)
@@ -175,9 +202,9 @@ def inbetween(gm: GenerationModel, prior: LoadedPrior, a: MotionInput, b: Motion
 
 def continue_motion(gm: GenerationModel, prior: LoadedPrior, prefix: MotionInput, new: int, *, genre: int,
                     context: int, steps: int, solver: str, guidance: float, decoder_guidance: float = 1.0,
-                    seed: int = 0) -> GeneratedMotion:
+                    seed: int = 0, foot_lock: bool = True) -> GeneratedMotion:
     """The prefix's last `context` frames (at most half the prior's window) and `new` generated frames
-    after them, in the prefix's frame."""
+    after them, in the prefix's frame (placed by `yaw_fit` on the context); `foot_lock` as `inbetween`."""
     c = min(context, prefix.features.shape[0], prior.window // 2)
     z_p = encode_input(gm, prefix).cpu()[:, -c:]
     z = continue_latents(prior, z_p, new, DOMAINS.index(prefix.domain), genre, steps=steps, solver=solver,
@@ -185,7 +212,12 @@ def continue_motion(gm: GenerationModel, prior: LoadedPrior, prefix: MotionInput
     feats = decode_latents(gm, z, prefix.domain, genre, decoder_guidance)[0]
     joints = features_to_joints(feats)
     if prefix.joints is not None:
-        joints = place(joints, prefix.joints[prefix.features.shape[0] - c:])
+        ref = prefix.joints[prefix.features.shape[0] - c:]
+        joints = place(joints, ref)
+        angle, centre, shift = yaw_fit(joints[:c], ref[:c].to(joints.dtype))
+        joints = _turn(joints, angle.expand(joints.shape[0]), centre) + shift
+    if foot_lock:
+        joints = lock_feet(joints, feats[:, CONTACTS])
     return GeneratedMotion(joints=joints.numpy().astype(np.float32), features=feats.numpy().astype(np.float32),
                            fps=prefix.fps, domain=prefix.domain, genre_id=genre, source=prefix.source,
                            checkpoint_sha256=gm.sha256, canonical=prefix.joints is None)

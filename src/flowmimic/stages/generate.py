@@ -20,8 +20,9 @@ trained on real AIST++ train windows only):
                 `generate.fid_steps`), when `generate.sampler` is flow or both; and the in-betweening
                 check (`inbetween`): every full window of `2 context_frames + inbetween_frames` of the
                 AIST++ test sequences, A = everything before the gap, B = everything after it, each
-                encoded on its own, the gap filled by the prior and judged against the real gap and a
-                linear joint interpolation of it;
+                encoded on its own, the gap filled by the prior, placed and (`generate.foot_lock`)
+                foot-locked as `flowmimic inbetween` does, and judged against the real gap and a linear
+                joint interpolation of it (skating also without the foot lock);
   label_matters up to `generate.label_windows_per_genre` AIST++ test windows per genre, encoded and
                 decoded with every OTHER genre label: how often the classifier follows the new label
                 (`followed`) or keeps the original (`kept_original`), beside its accuracy on the same
@@ -58,8 +59,10 @@ from flowmimic.body.skeleton import PELVIS
 from flowmimic.evaluation.generated import (WindowSet, acceleration, content_kept, distribution, foot_skating, judged,
                                             mean_with_interval, memorisation)
 from flowmimic.features.humanml3d import features_to_joints
+from flowmimic.features.layout import CONTACTS
+from flowmimic.generation.footlock import lock_feet
 from flowmimic.generation.flow import load_prior, sample_latents
-from flowmimic.generation.inbetween import context_frames, heading, inbetween_latents, place_between, wrap
+from flowmimic.generation.inbetween import context_frames, place_between, heading, inbetween_latents, wrap
 from flowmimic.evaluation.reconstruct import evaluation_keys
 from flowmimic.generation.checkpoint import load_generation_model
 from flowmimic.generation.core import decode_latents, encode_features, restyle_latents, sample
@@ -209,7 +212,9 @@ def _inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot
     recon_f = decode_latents(gm, encode_features(gm, real_f, "aist"), "aist", genres, p.decoder_guidance)
     real_j, recon_j = features_to_joints(real_f), features_to_joints(recon_f)
     placed = [place_between(j, r[:c], r[c + gap:], c, gap) for j, r in zip(features_to_joints(out_f), real_j)]
-    out_j = torch.stack([q.joints for q in placed])
+    unlocked = torch.stack([q.joints for q in placed])
+    out_j = (torch.stack([lock_feet(j, f[:, CONTACTS]) for j, f in zip(unlocked, out_f)]) if p.foot_lock
+             else unlocked)
     known = list(range(c)) + list(range(c + gap, span))
     given = _root_aligned_mm(out_j[:, known], real_j[:, known])
     own = _root_aligned_mm(recon_j[:, known], real_j[:, known])
@@ -221,7 +226,7 @@ def _inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot
     clip = slice(c - 1, b0 + 1)                                              # the gap with its two neighbours
     w = torch.linspace(0, 1, gap + 2)[None, :, None, None]
     linear = real_j[:, c - 1:c][:, [0] * (gap + 2)] * (1 - w) + real_j[:, b0:b0 + 1][:, [0] * (gap + 2)] * w
-    gaps = {"real": real_j[:, clip], "flow": out_j[:, clip], "linear": linear}
+    gaps = {"real": real_j[:, clip], "flow": out_j[:, clip], "linear": linear, "unlocked": unlocked[:, clip]}
     kin = {k: kinetic_features(v, fps) for k, v in gaps.items()}
     skate = {}
     for k, v in gaps.items():
@@ -237,7 +242,8 @@ def _inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot
         "heading_end_error_before_correction_deg": mean(torch.tensor([q.heading_error_before_deg for q in placed])),
         "join_acceleration_mps2": mean(acc_gen), "real_join_acceleration_mps2": mean(acc_real),
         "gap_fid_k": round(fid_flow, 4), "linear_gap_fid_k": round(fid_lin, 4),
-        "gap_foot_skating": skate["flow"], "linear_gap_foot_skating": skate["linear"], "real_gap_foot_skating": skate["real"],
+        "foot_lock": p.foot_lock, "gap_foot_skating": skate["flow"], "gap_foot_skating_without_foot_lock": skate["unlocked"],
+        "linear_gap_foot_skating": skate["linear"], "real_gap_foot_skating": skate["real"],
         "given_frames_ci95": mean_with_interval(given.double().numpy(), boot, seed).get("ci95"),
     }
     res["targets"] = {
