@@ -188,3 +188,13 @@ def test_memorisation_flags_copies_of_training_windows():
     d = nearest_distances(q, r)
     expect = [min(float(((a - b) ** 2).mean().sqrt()) for b in r) for a in q]
     assert np.allclose(d, expect, atol=1e-9)
+    # the decoder-matched reference: a "decoder" that shrinks every window towards 0 (the train data's
+    # centre) puts unseen windows nearer to train; shrunk samples then compare with shrunk test windows
+    from flowmimic.features import layout
+
+    shrunk_test, samples = 0.6 * test, 0.6 * torch.randn(30, 6, 263, generator=g)
+    both = memorisation(samples, test, train, ident, shrunk_test)
+    med = lambda x: float(np.median(nearest_distances(x[..., layout.CONTINUOUS], train[..., layout.CONTINUOUS])))  # noqa: E731
+    assert both["reconstructed_test_median_nn_distance"] == pytest.approx(med(shrunk_test), abs=1e-4)
+    assert both["ratio_to_reconstructed"] == pytest.approx(med(samples) / med(shrunk_test), abs=1e-3)
+    assert both["ratio_to_real"] < both["ratio_to_reconstructed"]

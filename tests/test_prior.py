@@ -309,7 +309,7 @@ def test_prior_of_another_vae_is_refused_in_one_line(tmp_path):
 
 
 def analytic_prior_params(d: int, layers: int, d_z: int, mlp_ratio: float, n_domains: int, n_genres: int,
-                          kernel: int = 1, out_kernel: int = 1) -> int:
+                          kernel: int = 1, out_kernel: int = 1, context: bool = False) -> int:
     """FlowPrior's parameter count, written out from its layers (not from the module)."""
     hidden = int(d * mlp_ratio)
     linear = lambda i, o: i * o + o   # noqa: E731
@@ -317,7 +317,8 @@ def analytic_prior_params(d: int, layers: int, d_z: int, mlp_ratio: float, n_dom
     return (linear(kernel * d_z, d) + 2 * linear(d, d)                      # latent embedding (conv), time MLP
             + (n_domains + 1) * d + (n_genres + 1) * d + 2 * linear(d, d)   # condition (+ null domain, + genre 0)
             + layers * block + linear(d, 2 * d) + linear(d, d_z)            # blocks, final adaLN + projection
-            + (linear(out_kernel * d_z, d_z) if out_kernel > 1 else 0))      # output convolution
+            + (linear(out_kernel * d_z, d_z) if out_kernel > 1 else 0)       # output convolution
+            + (linear(kernel * (d_z + 1), d) if context else 0))            # known-frames input (conv)
 
 
 def _readme_prior_seed_params():
@@ -346,7 +347,8 @@ def test_seed_sized_prior_configuration_size():
     cfg = PriorConfig.from_params(p, params.train.d_z)
     model = FlowPrior(cfg)
     n = model.num_params()
-    assert n == analytic_prior_params(512, 8, 256, p.mlp_ratio, 2, 10, p.kernel, p.out_kernel) == 40_901_632
+    assert n == analytic_prior_params(512, 8, 256, p.mlp_ratio, 2, 10, p.kernel, p.out_kernel, cfg.context) == 41_823_232
+    assert cfg.context                                     # the README's command keeps the known-frames input
     out = model(torch.randn(1, 4, 256), torch.rand(1), torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.long))
     assert out.shape == (1, 4, 256)
 
@@ -355,6 +357,7 @@ def test_param_count_tiny():
     assert FlowPrior(CFG).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10)
     wide = PriorConfig(**{**CFG.to_dict(), "kernel": 5, "out_kernel": 3})
     assert FlowPrior(wide).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10, kernel=5, out_kernel=3)
+    assert FlowPrior(CTX).num_params() == analytic_prior_params(16, 1, 4, 2.0, 2, 10, kernel=3, context=True)
     old = {k: v for k, v in CFG.to_dict().items() if k not in ("kernel", "out_kernel")}
     assert PriorConfig.from_dict(old) == CFG                                  # files written before the kernels
 
@@ -481,3 +484,28 @@ def test_sampling_gives_a_context_prior_the_clean_known_frames():
     sample_latents(prior, 1, 14, 0, 2, steps=1, solver="euler", known=long_known, known_mask=long_mask)
     k, m = seen[0]
     assert m.shape == (k.shape[0], 8) and bool(m[0, :2].all()) and not bool(m[1:].any())
+
+
+def test_reinpaint_seams_changes_only_the_frames_next_to_the_generated_ones():
+    from flowmimic.generation.flow import reinpaint_seams
+
+    torch.manual_seed(0)
+    prior = LoadedPrior(_randomised(FlowPrior(CTX)), LatentStats(torch.full((4,), 1.0), torch.full((4,), 3.0)),
+                        8, "sha", "<memory>", torch.device("cpu"))
+    mask = torch.zeros(2, 12, dtype=torch.bool)
+    mask[:, :4] = True
+    mask[:, 9:] = True                                      # known 0-3 and 9-11, generated 4-8
+    z = torch.randn(2, 12, 4)
+    out = reinpaint_seams(prior, z, mask, 0, [2, 5], strength=0.3, release=2, steps=8,
+                          generator=torch.Generator().manual_seed(1))
+    kept = torch.tensor([0, 1, 11])                         # known and more than 2 frames from a generated one
+    assert torch.equal(out[:, kept], z[:, kept])
+    changed = (out - z).abs().amax(-1) > 1e-4
+    assert bool(changed[:, [2, 3, 9, 10]].all()) and bool(changed[:, 4:9].all())    # released and generated move
+    again = reinpaint_seams(prior, z, mask, 0, [2, 5], strength=0.3, release=2, steps=8,
+                            generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    for strength, release in ((0.0, 2), (0.3, 0)):
+        assert torch.equal(reinpaint_seams(prior, z, mask, 0, 2, strength=strength, release=release, steps=8), z)
+    with pytest.raises(ConfigError, match="seam strength"):
+        reinpaint_seams(prior, z, mask, 0, 2, strength=1.5, release=2, steps=8)

@@ -217,7 +217,7 @@ def _run_flow(args: argparse.Namespace) -> int:
     from flowmimic.generation import outputs
     from flowmimic.generation.checkpoint import load_generation_model
     from flowmimic.generation.flow import SOLVERS, load_prior
-    from flowmimic.generation.inbetween import context_frames, continue_motion, inbetween
+    from flowmimic.generation.inbetween import Seam, context_frames, continue_motion, inbetween
     from flowmimic.generation.inputs import read_input
     from flowmimic.taxonomy import genre_name, parse_genre
 
@@ -237,6 +237,7 @@ def _run_flow(args: argparse.Namespace) -> int:
     guidance = g.guidance if args.guidance is None else args.guidance
     dguidance = g.decoder_guidance if args.decoder_guidance is None else args.decoder_guidance
     foot_lock = g.foot_lock if args.foot_lock is None else args.foot_lock
+    seam = Seam(g.seam_strength, g.seam_frames)
     if steps < 1 or solver not in SOLVERS or guidance < 0 or dguidance < 0:
         raise ConfigError(f"--steps must be >= 1 and the guidance scales >= 0 (got {steps}, {guidance}, {dguidance})")
     inputs = [args.a, args.b] if args.command == "inbetween" else [args.prefix]
@@ -251,7 +252,8 @@ def _run_flow(args: argparse.Namespace) -> int:
     if args.command == "inbetween":
         context_frames(prior.window, frames)                       # refuses a gap the window cannot hold
         motion, _ = inbetween(gm, prior, motions[0], motions[1], frames, genre=genre, steps=steps, solver=solver,
-                              guidance=guidance, decoder_guidance=dguidance, seed=args.seed, foot_lock=foot_lock)
+                              guidance=guidance, decoder_guidance=dguidance, seed=args.seed, foot_lock=foot_lock,
+                              seam=seam)
         title = f"{args.a.name} -> {args.b.name}"
     else:
         prefix = motions[0]
@@ -260,7 +262,7 @@ def _run_flow(args: argparse.Namespace) -> int:
                             f"model ({gm.window} frames at {fps:g} fps)", "too_short")
         motion = continue_motion(gm, prior, prefix, frames, genre=genre, context=g.context_frames, steps=steps,
                                  solver=solver, guidance=guidance, decoder_guidance=dguidance, seed=args.seed,
-                                 foot_lock=foot_lock)
+                                 foot_lock=foot_lock, seam=seam)
         title = f"{args.prefix.name} continued as {genre_name(genre)}"
     for path in outputs.write_motions(args.output, [motion], params, title):
         print(f"wrote {path}")

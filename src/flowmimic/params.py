@@ -378,6 +378,8 @@ class GenerateParams(Section):
     inbetween_frames: Annotated[int, Field(ge=2)]   # the in-betweening check: gap frames ...
     context_frames: Annotated[int, Field(ge=1)]     # ... between this many known frames on either side
     foot_lock: bool                    # in-betweens and continuations: pin feet labelled planted (generation.footlock)
+    seam_strength: Fraction            # ... and their joins re-generated from this noise level (0: off)
+    seam_frames: NonNegInt             # ... which may change this many known frames next to each join
     memorisation_stride: PosInt        # start-frame stride of the train windows searched for nearest neighbours
     label_windows_per_genre: PosInt    # AIST++ test windows per genre re-decoded with every other label
     bootstrap: NonNegInt               # resamples for the 95 % intervals; 0: none

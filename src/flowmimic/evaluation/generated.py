@@ -137,13 +137,19 @@ def nearest_distances(query: Tensor, reference: Tensor, chunk: int = 256) -> np.
     return torch.cat(out).numpy()
 
 
-def memorisation(generated: Tensor, real_test: Tensor, train: Tensor, normalize) -> dict:
+def memorisation(generated: Tensor, real_test: Tensor, train: Tensor, normalize,
+                 reconstructed_test: Tensor | None = None) -> dict:
     """Are samples nearer to training windows than real unseen windows are?
 
     Each window's nearest TRAIN window in feature space (the normalised continuous 263-D features,
     `normalize` the VAE's normaliser; RMS distance over frames x dims), for the generated windows and
     for the real test windows; `passed`: the generated median is not below the real one;
     `share_below_real_5th_percentile`: the share of near-copies (about 0.05 for a set like the real one).
+
+    `reconstructed_test`, the same real test windows encoded and decoded by the VAE, adds the same
+    comparison against a reference that went through the decoder as the samples did: a decoder that
+    smooths pulls ANY output towards the training data's centre, so the plain ratio mixes the prior's
+    copying with the decoder's smoothing (`ratio_to_reconstructed` isolates the prior's part).
     """
     def prep(x: Tensor) -> Tensor:
         return normalize(x.float())[..., layout.CONTINUOUS]
@@ -151,8 +157,14 @@ def memorisation(generated: Tensor, real_test: Tensor, train: Tensor, normalize)
     train_n = prep(train)
     gen, real = nearest_distances(prep(generated), train_n), nearest_distances(prep(real_test), train_n)
     g_med, r_med, r_low = float(np.median(gen)), float(np.median(real)), float(np.quantile(real, 0.05))
+    extra = {}
+    if reconstructed_test is not None:
+        c_med = float(np.median(nearest_distances(prep(reconstructed_test), train_n)))
+        extra = {"reconstructed_test_median_nn_distance": _r(c_med),
+                 "ratio_to_reconstructed": _r(g_med / c_med) if c_med else None,
+                 "passed_against_reconstructed": bool(g_med >= c_med)}
     return {"train_windows": int(train.shape[0]), "median_nn_distance": _r(g_med),
             "real_test_median_nn_distance": _r(r_med), "ratio_to_real": _r(g_med / r_med) if r_med else None,
             "share_below_real_median": _r((gen < r_med).mean()),
             # near-copies: nearer to a train window than all but 5 % of real unseen windows are
-            "share_below_real_5th_percentile": _r((gen < r_low).mean()), "passed": bool(g_med >= r_med)}
+            "share_below_real_5th_percentile": _r((gen < r_low).mean()), "passed": bool(g_med >= r_med), **extra}

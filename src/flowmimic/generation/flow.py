@@ -5,6 +5,7 @@ normalisation (`LatentStats`) is applied inside. Decoding latents to motion is `
 
   load_prior       a prior checkpoint (weights_only), refused when it was trained on another VAE
   sample_latents   n latent sequences from noise: Euler or midpoint steps over t = 0 -> 1
+  reinpaint_seams  a second, low-noise pass over the frames next to the known ones (in-betweening joins)
   edit_latents     SDEdit (Meng et al., "SDEdit: Guided Image Synthesis and Editing with Stochastic
                    Differential Equations", ICLR 2022) on the straight path: from source latents z,
                    start at t0 = 1 - strength at x_t0 = (1 - t0) noise + t0 normalised(z) and
@@ -27,10 +28,12 @@ in the path, and its joins jerk (the generate stage's in-betweening metrics meas
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from flowmimic.errors import ConfigError, DataError
@@ -220,3 +223,33 @@ def edit_latents(prior: LoadedPrior, z: Tensor, domain: int | Tensor | list[int]
     out = integrate(prior, x, t0, _ids(domain, b, dev), _ids(genre, b, dev), steps=steps, solver=solver,
                     guidance=guidance)
     return prior.stats.denormalize(out).cpu()
+
+
+def reinpaint_seams(prior: LoadedPrior, z: Tensor, known_mask: Tensor, domain: int | Tensor | list[int],
+                    genre: int | Tensor | list[int], *, strength: float, release: int, steps: int,
+                    solver: str = "midpoint", guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """In-painted RAW latents z (B, T, Z) with their seams re-generated at low noise; (B, T, Z) on the CPU.
+
+    A decoded in-painting jerks where known and generated frames meet (the generate stage's join
+    acceleration): each side is a plausible latent, but the decoder turns their small mismatch into
+    a jump of the limbs. This pass takes the whole result back to noise level `strength` (SDEdit's
+    harmonisation, Meng et al. 2022) and integrates to t = 1 again in ceil(steps * strength) steps,
+    with the known frames imposed as before EXCEPT the `release` frames next to each unknown run,
+    which the prior may now change to meet the generated ones. Frames kept exactly: the known ones
+    more than `release` frames from an unknown one. strength 0 or release 0: z unchanged.
+    """
+    if strength <= 0 or release <= 0:
+        return z
+    if not strength <= 1.0:
+        raise ConfigError(f"seam strength must be in [0, 1], got {strength}")
+    dev, b = prior.device, z.shape[0]
+    unknown = (~known_mask).float()[:, None]                                              # (B, 1, T)
+    near = F.max_pool1d(unknown, 2 * release + 1, stride=1, padding=release)[:, 0] > 0
+    keep = known_mask & ~near
+    x1 = prior.stats.normalize(z.to(dev).float())
+    noise = _noise(tuple(z.shape), generator, dev)
+    t0 = 1.0 - float(strength)
+    x = (1 - t0) * noise + t0 * x1
+    out = integrate(prior, x, t0, _ids(domain, b, dev), _ids(genre, b, dev), steps=max(1, math.ceil(steps * strength)),
+                    solver=solver, guidance=guidance, known=x1, known_mask=keep.to(dev), noise=noise)
+    return torch.where(keep[..., None], z.float().cpu(), prior.stats.denormalize(out).cpu())

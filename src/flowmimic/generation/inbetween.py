@@ -40,7 +40,7 @@ from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.features.layout import CONTACTS
 from flowmimic.generation.checkpoint import GenerationModel
 from flowmimic.generation.core import GeneratedMotion, decode_latents, encode_input
-from flowmimic.generation.flow import LoadedPrior, sample_latents
+from flowmimic.generation.flow import LoadedPrior, reinpaint_seams, sample_latents
 from flowmimic.generation.footlock import lock_feet
 from flowmimic.generation.inputs import MotionInput
 from flowmimic.generation.placement import place
@@ -55,9 +55,20 @@ def context_frames(window: int, gap: int, available: tuple[int, int] = (10**9, 1
     return max(1, min((window - gap) // 2, *available))
 
 
+@dataclass(frozen=True)
+class Seam:
+    """The second pass over the joins (`generation.flow.reinpaint_seams`): its noise level and how many
+    known frames next to each join it may change (`generate.seam_strength`, `generate.seam_frames`)."""
+
+    strength: float
+    frames: int
+
+
 def inbetween_latents(prior: LoadedPrior, z_a: Tensor, z_b: Tensor, gap: int, domain: int, genre: int | list[int], *,
-                      steps: int, solver: str, guidance: float, generator: torch.Generator | None = None) -> Tensor:
-    """A's last and B's first latents (B, c, Z) each -> (B, c + gap + c, Z) with the gap generated."""
+                      steps: int, solver: str, guidance: float, generator: torch.Generator | None = None,
+                      seam: Seam | None = None) -> Tensor:
+    """A's last and B's first latents (B, c, Z) each -> (B, c + gap + c, Z) with the gap generated, then
+    the joins re-generated at low noise (`seam`: `generation.flow.reinpaint_seams`; None: not)."""
     n, c, z_dim = z_a.shape
     if z_b.shape != z_a.shape:
         raise ValueError(f"A and B contexts must have the same shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
@@ -66,13 +77,24 @@ def inbetween_latents(prior: LoadedPrior, z_a: Tensor, z_b: Tensor, gap: int, do
     mask = torch.zeros(n, frames, dtype=torch.bool)
     mask[:, :c] = True
     mask[:, c + gap:] = True
-    return sample_latents(prior, n, frames, domain, genre, steps=steps, solver=solver, guidance=guidance,
-                          generator=generator, known=known, known_mask=mask)
+    z = sample_latents(prior, n, frames, domain, genre, steps=steps, solver=solver, guidance=guidance,
+                       generator=generator, known=known, known_mask=mask)
+    return _seams(prior, z, mask, domain, genre, seam, steps, solver, guidance, generator)
+
+
+def _seams(prior: LoadedPrior, z: Tensor, mask: Tensor, domain: int, genre: int | list[int], seam: Seam | None,
+           steps: int, solver: str, guidance: float, generator: torch.Generator | None) -> Tensor:
+    if seam is None:
+        return z
+    return reinpaint_seams(prior, z, mask, domain, genre, strength=seam.strength, release=seam.frames, steps=steps,
+                           solver=solver, guidance=guidance, generator=generator)
 
 
 def continue_latents(prior: LoadedPrior, z_prefix: Tensor, new: int, domain: int, genre: int, *, steps: int,
-                     solver: str, guidance: float, generator: torch.Generator | None = None) -> Tensor:
-    """The prefix's last latents (1, c, Z) -> (1, c + new, Z): `new` frames generated window by window."""
+                     solver: str, guidance: float, generator: torch.Generator | None = None,
+                     seam: Seam | None = None) -> Tensor:
+    """The prefix's last latents (1, c, Z) -> (1, c + new, Z): `new` frames generated window by window
+    (each window's join with its known frames re-generated as `inbetween_latents` does)."""
     window, c = prior.window, z_prefix.shape[1]
     if c >= window:
         raise ConfigError(f"the continuation keeps {c} known frames, the prior's window is {window}")
@@ -85,7 +107,8 @@ def continue_latents(prior: LoadedPrior, z_prefix: Tensor, new: int, domain: int
         mask[:, :c] = True
         out = sample_latents(prior, 1, c + todo, domain, genre, steps=steps, solver=solver, guidance=guidance,
                              generator=generator, known=known, known_mask=mask)
-        z = torch.cat([z, out[:, c:]], 1)
+        out = _seams(prior, out, mask, domain, genre, seam, steps, solver, guidance, generator)
+        z = torch.cat([z[:, :-c], out], 1)
     return z
 
 
@@ -173,7 +196,7 @@ def _genre_of(genre: int | None, *motions: MotionInput) -> int:
 
 def inbetween(gm: GenerationModel, prior: LoadedPrior, a: MotionInput, b: MotionInput, gap: int, *,
               genre: int | None = None, steps: int, solver: str, guidance: float, decoder_guidance: float = 1.0,
-              seed: int = 0, foot_lock: bool = True) -> tuple[GeneratedMotion, Placed]:
+              seed: int = 0, foot_lock: bool = True, seam: Seam | None = None) -> tuple[GeneratedMotion, Placed]:
     """From the end of A to the start of B in `gap` frames: [A's last c | gap | B's first c] frames.
 
     Domain: A's; genre: `genre`, else A's or B's own, else 0 (unknown). Joints are in A's frame when A
@@ -184,7 +207,7 @@ def inbetween(gm: GenerationModel, prior: LoadedPrior, a: MotionInput, b: Motion
     gid, domain = _genre_of(genre, a, b), a.domain
     z_a, z_b = encode_input(gm, a).cpu()[:, -c:], encode_input(gm, b).cpu()[:, :c]
     z = inbetween_latents(prior, z_a, z_b, gap, DOMAINS.index(domain), gid, steps=steps, solver=solver,
-                          guidance=guidance, generator=torch.Generator().manual_seed(seed))
+                          guidance=guidance, generator=torch.Generator().manual_seed(seed), seam=seam)
     feats = decode_latents(gm, z, domain, gid, decoder_guidance)[0]                 # (2c + gap, 263)
     joints = features_to_joints(feats)
     placed = None
@@ -202,13 +225,13 @@ def inbetween(gm: GenerationModel, prior: LoadedPrior, a: MotionInput, b: Motion
 
 def continue_motion(gm: GenerationModel, prior: LoadedPrior, prefix: MotionInput, new: int, *, genre: int,
                     context: int, steps: int, solver: str, guidance: float, decoder_guidance: float = 1.0,
-                    seed: int = 0, foot_lock: bool = True) -> GeneratedMotion:
+                    seed: int = 0, foot_lock: bool = True, seam: Seam | None = None) -> GeneratedMotion:
     """The prefix's last `context` frames (at most half the prior's window) and `new` generated frames
-    after them, in the prefix's frame (placed by `yaw_fit` on the context); `foot_lock` as `inbetween`."""
+    after them, in the prefix's frame (placed by `yaw_fit` on the context); `foot_lock`, `seam` as `inbetween`."""
     c = min(context, prefix.features.shape[0], prior.window // 2)
     z_p = encode_input(gm, prefix).cpu()[:, -c:]
     z = continue_latents(prior, z_p, new, DOMAINS.index(prefix.domain), genre, steps=steps, solver=solver,
-                         guidance=guidance, generator=torch.Generator().manual_seed(seed))
+                         guidance=guidance, generator=torch.Generator().manual_seed(seed), seam=seam)
     feats = decode_latents(gm, z, prefix.domain, genre, decoder_guidance)[0]
     joints = features_to_joints(feats)
     if prefix.joints is not None:
