@@ -6,7 +6,7 @@ baseline itself; experiments that vary another knob are left out. Figures come f
 experiment's `metrics/generate.json` through `dvc exp show --json`, so a table is what the
 experiment refs hold. Judged on the TEST split, where the generate stage judges.
 
-Run: python scripts/generate_report.py --baseline REV --knob transfer_strength|guidance
+Run: python scripts/generate_report.py --baseline REV --knob transfer_strength|transfer_guidance|guidance
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ KNOBS = {
                           "flow prior (README, \"Transfer through the flow prior\"): 0 keeps the source's latents and "
                           "swaps only the decoder's label; 1 keeps nothing of the source. Targets: transfers as "
                           "target ≥ 0.8 × real, label followed ≥ 0.7, root trajectory error ≤ 0.10 m."),
+    "transfer_guidance": ("transfer_guidance.md", "Transfer guidance: how hard transfers are pushed to the target",
+                          TRANSFER_COLUMNS,
+                          "the flow prior's classifier-free guidance towards the target genre while transfers "
+                          "re-generate the source's latents (README, \"Transfer through the flow prior\"): more "
+                          "follows the target more and the source less. Targets: transfers as target ≥ 0.8 × real, "
+                          "label followed ≥ 0.7, root trajectory error ≤ 0.10 m."),
     "guidance": ("flow_guidance.md", "Flow guidance: quality vs diversity of flow samples", FLOW_COLUMNS,
                  "the flow prior's classifier-free guidance when it samples (README, \"The flow prior\"): "
                  "1 is the plain conditional velocity; more pushes samples towards their genre, and away from "
