@@ -5,6 +5,9 @@
     windows.py     overlapping windows, latent- and feature-space blending (no seams)
     placement.py   put an output back where its input was (heading, position, floor, frame count)
     core.py        reconstruct(), transfer(), sample()
+    flow.py        the flow prior's sampler: ODE, guidance, known frames, SDEdit edits, the seam pass
+    inbetween.py   in-betweening and continuation: known latents, placement, the bend to B
+    footlock.py    pin the feet the decoded contact labels plant (two-bone leg IK)
     outputs.py     OUT by extension (.npy, .npz, .gif, .bvh, .pkl), atomically
 """
 
