@@ -268,7 +268,8 @@ def test_cli_writes_npy_npz_gif_and_numbered_samples(tmp_path, cli_env, ckpt):
         assert str(z["source"]) == str(src) and bool(z["canonical"])
         assert str(z["checkpoint_sha256"]) == hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
         np.testing.assert_allclose(z["joints"], features_to_joints(z["features"]).numpy(), atol=1e-5)
-    assert cli_main(["sample", str(out / "s.gif"), "--genre", "3", "--seconds", "1.5", "-n", "2", *common]) == 0
+    assert cli_main(["sample", str(out / "s.gif"), "--genre", "3", "--seconds", "1.5", "-n", "2", "--sampler",
+                     "vae_prior", *common]) == 0
     from PIL import Image
 
     for i in range(2):

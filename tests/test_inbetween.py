@@ -162,6 +162,31 @@ def test_foot_lock_is_the_footlock_module_on_the_placed_joints(tmp_path, env):
     assert not torch.allclose(locked, plain, atol=1e-4)                # the tiny model plants feet: it did something
 
 
+def test_sample_command_draws_from_the_flow_prior(tmp_path, env, models, caplog):
+    from flowmimic.generation.checkpoint import load_generation_model
+    from flowmimic.generation.core import decode_latents
+    from flowmimic.generation.flow import sample_latents
+
+    _, _, common = env
+    vae, prior_path, _ = models
+    out = tmp_path / "s.npz"
+    assert cli_main(["sample", str(out), "--genre", "Krump", "--seconds", "1", "-n", "2", "--seed", "4",
+                     "--prior-guidance", "1.5", *common]) == 0                   # --sampler flow is the default
+    # the same draw, composed here from the prior's sampler and the decoder
+    gm, prior = load_generation_model(vae), load_prior(prior_path)
+    z = sample_latents(prior, 2, 20, 0, 8, steps=2, solver="midpoint", guidance=1.5,
+                       generator=torch.Generator().manual_seed(4))
+    expect = decode_latents(gm, z, "aist", 8)
+    with np.load(out.with_name("s_001.npz")) as f:
+        assert str(f["source"]) == "flow prior" and int(f["genre"]) == 8
+        np.testing.assert_allclose(f["features"], expect[1].numpy(), atol=1e-5)
+    missing = tmp_path / "none.pt"
+    assert cli_main(["sample", str(tmp_path / "m.npy"), "--genre", "Krump", "--seconds", "1", *common,
+                     "--prior", str(missing)]) == 2
+    assert _one_error(caplog).startswith(f"{missing}: flow prior checkpoint not found")
+    assert not (tmp_path / "m.npy").exists()
+
+
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, env, models, dance, caplog):
     a, b, common = env
     out = tmp_path / "o.npy"

@@ -160,13 +160,20 @@ def _add_generation_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the flow's noise (default: 0)")
     guidance(p)
     common(p)
-    p = sub.add_parser("sample", help="decode motions from latents drawn from the VAE prior", **kw)
+    p = sub.add_parser("sample", help="generate new motions in a genre (the flow prior; or the VAE's own prior)", **kw)
     p.add_argument("output", type=Path, metavar="OUT")
     p.add_argument("--genre", required=True, help="genre: id 1..10, code (gKR) or name (Krump)")
     p.add_argument("--domain", choices=("aist", "mvh"), default="aist", help="domain to decode as (default: aist)")
     p.add_argument("--seconds", type=float, required=True, help="length of each motion")
     p.add_argument("-n", type=int, default=1, help="number of motions (n > 1 writes OUT_000.ext, ...)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the prior's latents (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latents' noise (default: 0)")
+    p.add_argument("--sampler", choices=("flow", "vae_prior"), default="flow",
+                   help="flow: the flow prior (default); vae_prior: z ~ N(0, I) per frame (for comparison)")
+    p.add_argument("--prior", default=None, help="flow prior checkpoint (default: prior.model_path)")
+    p.add_argument("--steps", type=int, default=None, help="flow ODE steps (default: generate.steps)")
+    p.add_argument("--solver", choices=("euler", "midpoint"), default=None, help="default: generate.solver")
+    p.add_argument("--prior-guidance", type=float, default=None,
+                   help="the flow's classifier-free guidance towards the genre (default: generate.guidance)")
     guidance(p)
     common(p)
 
@@ -313,8 +320,15 @@ def _run_generation(args: argparse.Namespace) -> int:
                                  seed=args.seed)]
         title = f"{args.input.name} as {genre_name(motions[0].genre_id)}"
     else:
+        g = params.generate
+        flow = None
+        if args.sampler == "flow":
+            prior = load_prior(args.prior or params.prior.model_path, model.sha256, device=model.device,
+                               vae_path=model.path)
+            flow = core.FlowSampling(prior, args.steps or g.steps, args.solver or g.solver,
+                                     g.guidance if args.prior_guidance is None else args.prior_guidance)
         motions = core.sample(model, params, args.genre, args.domain, seconds=args.seconds, n=args.n, seed=args.seed,
-                              guidance=args.guidance)
+                              guidance=args.guidance, flow=flow)
         title = f"sample: {genre_name(motions[0].genre_id)}"
     for path in outputs.write_motions(args.output, motions, params, title):
         print(f"wrote {path}")

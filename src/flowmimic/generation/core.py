@@ -6,7 +6,8 @@ The VAE's encoder sees the capture domain only; its decoder sees domain + genre.
                with a flow prior and `strength` > 0, the latents are first re-generated under the
                target condition (`restyle_latents`: SDEdit through the prior), because the VAE's
                per-frame latent carries the genre itself and a bare label swap changes little;
-  sample       decode latents drawn from the VAE's prior N(0, I), one per frame.
+  sample       decode latents drawn from the flow prior (`FlowSampling`), or from the VAE's own
+               prior N(0, I), one per frame (which generates badly: metrics/generate.json).
 Encoding uses posterior means (deterministic). Every function works on sequences of any length
 through `flowmimic.generation.windows` and returns `GeneratedMotion`s; writing them is
 `flowmimic.generation.outputs`.
@@ -30,7 +31,7 @@ from flowmimic.errors import ConfigError, DataError
 from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.generation.checkpoint import GenerationModel, load_generation_model
-from flowmimic.generation.flow import LoadedPrior, edit_latents, load_prior
+from flowmimic.generation.flow import LoadedPrior, edit_latents, load_prior, sample_latents
 from flowmimic.generation.inputs import MotionInput, read_input
 from flowmimic.generation.placement import put_back
 from flowmimic.generation.windows import decode_sequence, encode_sequence, overlap_of
@@ -39,6 +40,7 @@ from flowmimic.params import Params
 from flowmimic.taxonomy import DOMAINS, parse_domain, parse_genre
 
 PRIOR_SOURCE = "prior"
+FLOW_SOURCE = "flow prior"
 
 
 @dataclass(frozen=True)
@@ -205,14 +207,27 @@ def transfer(input: str | Path | MotionInput, checkpoint: str | Path | Generatio
     return _finish(gm, feats, motion, target, gid, canonical)
 
 
+@dataclass(frozen=True)
+class FlowSampling:
+    """Sample with the flow prior: the prior and its ODE (`generate.steps`, `generate.solver`,
+    `generate.guidance`, the flow's classifier-free guidance)."""
+
+    prior: LoadedPrior
+    steps: int
+    solver: str
+    guidance: float
+
+
 def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int | str, domain: str = "aist", *,
            seconds: float, n: int = 1, seed: int = 0, guidance: float = 1.0,
-           device: str | torch.device = "cpu") -> list[GeneratedMotion]:
-    """`n` motions of `seconds` at data.fps decoded from latents drawn from the prior N(0, I).
+           device: str | torch.device = "cpu", flow: FlowSampling | None = None) -> list[GeneratedMotion]:
+    """`n` motions of `seconds` at data.fps, decoded from latents of the flow prior (`flow`) or, without
+    it, drawn from the VAE's prior N(0, I).
 
-    The latents are drawn on the CPU from a generator seeded with `seed`, so a seed gives the same
+    The noise is drawn on the CPU from a generator seeded with `seed`, so a seed gives the same
     motions on any device. Samples have no input, so they stay in the canonical frame. `guidance`
-    as in `transfer`.
+    is the decoder's, as in `transfer`; motions longer than the prior's window are one ODE over
+    blended windows (`generation.flow.velocity`).
     """
     gid, target = _genre(genre), _domain(domain)
     fps = float(params.data.fps)
@@ -223,8 +238,13 @@ def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int 
         raise ConfigError(f"-n must be at least 1, got {n}")
     gm = _as_model(checkpoint, device)
     g = torch.Generator().manual_seed(int(seed))
-    z = torch.randn((n, frames, gm.model.config.d_z), generator=g)                   # (n, N, Z)
+    if flow is None:
+        z = torch.randn((n, frames, gm.model.config.d_z), generator=g)               # (n, N, Z)
+    else:
+        z = sample_latents(flow.prior, n, frames, DOMAINS.index(target), gid, steps=flow.steps, solver=flow.solver,
+                           guidance=flow.guidance, generator=g)
     feats = decode_latents(gm, z, target, gid, guidance)                              # (n, N, 263)
+    source = PRIOR_SOURCE if flow is None else FLOW_SOURCE
     return [GeneratedMotion(joints=features_to_joints(f).numpy().astype(np.float32),
                             features=f.numpy().astype(np.float32), fps=fps, domain=target, genre_id=gid,
-                            source=PRIOR_SOURCE, checkpoint_sha256=gm.sha256, canonical=True) for f in feats]
+                            source=source, checkpoint_sha256=gm.sha256, canonical=True) for f in feats]

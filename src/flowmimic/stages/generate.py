@@ -65,7 +65,7 @@ from flowmimic.generation.flow import load_prior, sample_latents
 from flowmimic.generation.inbetween import Seam, context_frames, heading, inbetween_latents, place_between, wrap
 from flowmimic.evaluation.reconstruct import evaluation_keys
 from flowmimic.generation.checkpoint import load_generation_model
-from flowmimic.generation.core import decode_latents, encode_features, restyle_latents, sample
+from flowmimic.generation.core import FlowSampling, decode_latents, encode_features, restyle_latents, sample
 from flowmimic.io import save_npz, write_json
 from flowmimic.model.classifier import load_classifier
 from flowmimic.evaluation.motion_metrics import (MIN_WINDOWS_PER_GENRE, diversity, fid, foot_skating_counts,
@@ -166,12 +166,11 @@ def _vae_prior_samples(gm, params: Params, window: int) -> tuple[torch.Tensor, t
 
 def _flow_samples(gm, prior, params: Params, window: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Flow samples with the VAE-prior sampler's counts and seeds: (10 n, W, 263) AIST++ by genre, (m, W, 263) MVHumanNet."""
-    p = params.generate
-    aist = []
-    for g in range(1, N_GENRES + 1):
-        z = sample_latents(prior, p.samples_per_genre, window, DOMAINS.index("aist"), g, steps=steps, solver=p.solver,
-                           guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + g))
-        aist.append(decode_latents(gm, z, "aist", g, p.decoder_guidance))
+    p, fps = params.generate, float(params.data.fps)
+    flow = FlowSampling(prior, steps, p.solver, p.guidance)
+    aist = [torch.stack([torch.from_numpy(m.features) for m in sample(
+        gm, params, g, seconds=window / fps, n=p.samples_per_genre, seed=p.seed + g, guidance=p.decoder_guidance,
+        flow=flow)]) for g in range(1, N_GENRES + 1)]
     z = sample_latents(prior, p.mvh_samples, window, DOMAINS.index("mvh"), 0, steps=steps, solver=p.solver,
                        guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + MVH_SEED_OFFSET))
     return torch.cat(aist), decode_latents(gm, z, "mvh", 0, p.decoder_guidance)
