@@ -261,7 +261,7 @@ def test_cli_writes_npy_npz_gif_and_numbered_samples(tmp_path, cli_env, ckpt):
     assert np.load(out / "r.npy").shape == (50, 22, 3)
     # --strength 0: a bare decoder label swap, no flow prior needed (the prior path is tested in test_generate)
     assert cli_main(["transfer", str(src), str(out / "t.npz"), "--genre", "waack", "--canonical", "--strength", "0",
-                     *common]) == 0
+                     "--no-foot-lock", *common]) == 0                   # joints exactly from the features
     with np.load(out / "t.npz") as z:
         assert z["joints"].shape == (49, 22, 3) and z["features"].shape == (49, 263)
         assert (float(z["fps"]), str(z["domain"]), int(z["genre"]), str(z["genre_name"])) == (20.0, "aist", 7, "Waack")
@@ -382,3 +382,22 @@ def test_failed_write_leaves_no_partial_file(tmp_path, gm, params, monkeypatch):
     with pytest.raises(DataError, match="o.npz: cannot write \\(No space left on device\\)"):
         write_motions(tmp_path / "o.npz", motions, params)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_and_transfer_lock_feet_as_the_footlock_module_does(tmp_path, cli_env):
+    from flowmimic.features.layout import CONTACTS
+    from flowmimic.generation.footlock import lock_feet
+
+    src, common = cli_env
+    for cmd in (["sample", "--genre", "3", "--seconds", "3", "--sampler", "vae_prior"],
+                ["transfer", str(src), "--genre", "waack", "--strength", "0", "--canonical"]):
+        runs = {}
+        for flag in ("--foot-lock", "--no-foot-lock"):
+            out = tmp_path / f"{cmd[0]}{flag}.npz"
+            args = [cmd[0], *cmd[1:2], str(out), *cmd[2:]] if cmd[0] == "transfer" else [cmd[0], str(out), *cmd[1:]]
+            assert cli_main([*args, flag, *common]) == 0
+            with np.load(out) as z:
+                runs[flag] = torch.from_numpy(z["joints"]), torch.from_numpy(z["features"])
+        (locked, feats), (plain, _) = runs["--foot-lock"], runs["--no-foot-lock"]
+        assert torch.allclose(locked, lock_feet(plain, feats[:, CONTACTS]), atol=1e-6)
+        assert not torch.allclose(locked, plain, atol=1e-4)             # the tiny model plants feet: it acted

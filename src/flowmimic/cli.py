@@ -131,6 +131,10 @@ def _add_generation_commands(sub) -> None:
         p.add_argument("--canonical", action="store_true",
                        help="keep the canonical frame and one frame fewer (do not put the output back)")
 
+    def foot_lock(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--foot-lock", action=argparse.BooleanOptionalAction, default=None,
+                       help="pin the feet the decoded contact labels plant (default: generate.foot_lock)")
+
     def guidance(p: argparse.ArgumentParser) -> None:
         p.add_argument("--guidance", type=float, default=1.0,
                        help="classifier-free guidance over the genre label (default 1: plain decoding; > 1 "
@@ -158,6 +162,7 @@ def _add_generation_commands(sub) -> None:
                    help="the flow's classifier-free guidance towards the target genre (default: "
                    "generate.transfer_guidance)")
     p.add_argument("--seed", type=int, default=0, help="seed of the flow's noise (default: 0)")
+    foot_lock(p)
     guidance(p)
     common(p)
     p = sub.add_parser("sample", help="generate new motions in a genre (the flow prior; or the VAE's own prior)", **kw)
@@ -174,6 +179,7 @@ def _add_generation_commands(sub) -> None:
     p.add_argument("--solver", choices=("euler", "midpoint"), default=None, help="default: generate.solver")
     p.add_argument("--prior-guidance", type=float, default=None,
                    help="the flow's classifier-free guidance towards the genre (default: generate.guidance)")
+    foot_lock(p)
     guidance(p)
     common(p)
 
@@ -317,7 +323,7 @@ def _run_generation(args: argparse.Namespace) -> int:
                                  steps=args.steps or g.transfer_steps, solver=g.solver,
                                  prior_guidance=(g.transfer_guidance if args.prior_guidance is None
                                                  else args.prior_guidance),
-                                 seed=args.seed)]
+                                 seed=args.seed, foot_lock=g.foot_lock if args.foot_lock is None else args.foot_lock)]
         title = f"{args.input.name} as {genre_name(motions[0].genre_id)}"
     else:
         g = params.generate
@@ -328,7 +334,8 @@ def _run_generation(args: argparse.Namespace) -> int:
             flow = core.FlowSampling(prior, args.steps or g.steps, args.solver or g.solver,
                                      g.guidance if args.prior_guidance is None else args.prior_guidance)
         motions = core.sample(model, params, args.genre, args.domain, seconds=args.seconds, n=args.n, seed=args.seed,
-                              guidance=args.guidance, flow=flow)
+                              guidance=args.guidance, flow=flow,
+                              foot_lock=g.foot_lock if args.foot_lock is None else args.foot_lock)
         title = f"sample: {genre_name(motions[0].genre_id)}"
     for path in outputs.write_motions(args.output, motions, params, title):
         print(f"wrote {path}")

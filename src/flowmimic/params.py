@@ -377,7 +377,7 @@ class GenerateParams(Section):
     mvh_samples: PosInt                # samples decoded as MVHumanNet, per sampler
     inbetween_frames: Annotated[int, Field(ge=2)]   # the in-betweening check: gap frames ...
     context_frames: Annotated[int, Field(ge=1)]     # ... between this many known frames on either side
-    foot_lock: bool                    # in-betweens and continuations: pin feet labelled planted (generation.footlock)
+    foot_lock: bool                    # sample, transfer, inbetween, continue: pin feet labelled planted (generation.footlock)
     seam_strength: Fraction            # ... and their joins re-generated from this noise level (0: off)
     seam_frames: NonNegInt             # ... which may change this many known frames next to each join
     memorisation_stride: PosInt        # start-frame stride of the train windows searched for nearest neighbours

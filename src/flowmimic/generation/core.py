@@ -32,6 +32,7 @@ from flowmimic.features import layout
 from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.generation.checkpoint import GenerationModel, load_generation_model
 from flowmimic.generation.flow import LoadedPrior, edit_latents, load_prior, sample_latents
+from flowmimic.generation.footlock import lock_feet
 from flowmimic.generation.inputs import MotionInput, read_input
 from flowmimic.generation.placement import put_back
 from flowmimic.generation.windows import decode_sequence, encode_sequence, overlap_of
@@ -140,11 +141,13 @@ def restyle_latents(z: Tensor, prior: LoadedPrior | None, domain: str, genre_id:
 
 
 def _finish(gm: GenerationModel, feats: Tensor, motion: MotionInput, domain: str, genre_id: int,
-            canonical: bool) -> GeneratedMotion:
+            canonical: bool, foot_lock: bool = False) -> GeneratedMotion:
     joints = features_to_joints(feats)                                                # (N, 22, 3)
     placed = motion.joints is not None and not canonical      # a features input has no frame to go back to
     if placed:
         joints = put_back(joints, motion.joints)
+    if foot_lock:
+        joints = lock_feet(joints, feats[:, layout.CONTACTS])
     return GeneratedMotion(joints=joints.numpy().astype(np.float32), features=feats.numpy().astype(np.float32),
                            fps=motion.fps, domain=domain, genre_id=genre_id, source=motion.source,
                            checkpoint_sha256=gm.sha256, canonical=not placed)
@@ -179,7 +182,7 @@ def transfer(input: str | Path | MotionInput, checkpoint: str | Path | Generatio
              genre: int | str, domain: str = "aist", *, source_domain: str | None = None, fps: float | None = None,
              canonical: bool = False, guidance: float = 1.0, prior: str | Path | LoadedPrior | None = None,
              strength: float = 0.0, steps: int = 16, solver: str = "midpoint", prior_guidance: float = 1.0,
-             seed: int = 0, device: str | torch.device = "cpu") -> GeneratedMotion:
+             seed: int = 0, device: str | torch.device = "cpu", foot_lock: bool = False) -> GeneratedMotion:
     """Re-render IN in another genre: encode with its own (source) domain, decode with `domain` + `genre`.
 
     Args:
@@ -192,6 +195,8 @@ def transfer(input: str | Path | MotionInput, checkpoint: str | Path | Generatio
         prior, strength, steps, solver, prior_guidance, seed: re-generate the latents under the
             target condition through this flow prior first (`restyle_latents`); strength 0 (the
             default here; the CLI defaults to `generate.transfer_strength`) needs no prior.
+        foot_lock: pin the feet the decoded contact labels plant (`generation.footlock`; the CLI
+            defaults to `generate.foot_lock`).
         Others as in `reconstruct`.
     """
     gid, target = _genre(genre), _domain(domain)
@@ -204,7 +209,7 @@ def transfer(input: str | Path | MotionInput, checkpoint: str | Path | Generatio
     z = restyle_latents(encode_input(gm, motion), prior, target, gid, strength, steps=steps, solver=solver,
                         guidance=prior_guidance, seed=seed)
     feats = decode_latents(gm, z, target, gid, guidance)[0]
-    return _finish(gm, feats, motion, target, gid, canonical)
+    return _finish(gm, feats, motion, target, gid, canonical, foot_lock)
 
 
 @dataclass(frozen=True)
@@ -220,14 +225,15 @@ class FlowSampling:
 
 def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int | str, domain: str = "aist", *,
            seconds: float, n: int = 1, seed: int = 0, guidance: float = 1.0,
-           device: str | torch.device = "cpu", flow: FlowSampling | None = None) -> list[GeneratedMotion]:
+           device: str | torch.device = "cpu", flow: FlowSampling | None = None,
+           foot_lock: bool = False) -> list[GeneratedMotion]:
     """`n` motions of `seconds` at data.fps, decoded from latents of the flow prior (`flow`) or, without
     it, drawn from the VAE's prior N(0, I).
 
     The noise is drawn on the CPU from a generator seeded with `seed`, so a seed gives the same
     motions on any device. Samples have no input, so they stay in the canonical frame. `guidance`
     is the decoder's, as in `transfer`; motions longer than the prior's window are one ODE over
-    blended windows (`generation.flow.velocity`).
+    blended windows (`generation.flow.velocity`). `foot_lock` as in `transfer`.
     """
     gid, target = _genre(genre), _domain(domain)
     fps = float(params.data.fps)
@@ -245,6 +251,11 @@ def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int 
                            guidance=flow.guidance, generator=g)
     feats = decode_latents(gm, z, target, gid, guidance)                              # (n, N, 263)
     source = PRIOR_SOURCE if flow is None else FLOW_SOURCE
-    return [GeneratedMotion(joints=features_to_joints(f).numpy().astype(np.float32),
+
+    def joints(f: Tensor) -> Tensor:
+        j = features_to_joints(f)
+        return lock_feet(j, f[:, layout.CONTACTS]) if foot_lock else j
+
+    return [GeneratedMotion(joints=joints(f).numpy().astype(np.float32),
                             features=f.numpy().astype(np.float32), fps=fps, domain=target, genre_id=gid,
                             source=source, checkpoint_sha256=gm.sha256, canonical=True) for f in feats]

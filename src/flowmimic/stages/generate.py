@@ -30,7 +30,8 @@ trained on real AIST++ train windows only):
   floor         the real-vs-real reference: real AIST++ TRAIN windows against the real test windows
                 (`mvh.floor`: the same for MVHumanNet).
 
-FID_k / FID_g / Div_k / Div_g (`motion_metrics`, z-scored by the real test windows), foot skating,
+FID_k / FID_g / Div_k / Div_g (`motion_metrics`, z-scored by the real test windows), foot skating
+(as decoded, and `foot_skating_with_foot_lock`: as the commands write the motion by default),
 mean joint acceleration and a memorisation check (each window's nearest train window in feature
 space, against the same for real test windows) for every sample set; 95 % bootstrap intervals over
 windows on pooled figures; per-genre figures only for genres with at least
@@ -139,6 +140,7 @@ def _sample_set(name: str, feats: torch.Tensor, target: torch.Tensor | None, rea
     out |= distribution(real, windows, boot, seed)
     out["div_k_relative_to_real"] = round(out["div_k"] / _div(real.kinetic), 4)
     out["foot_skating"] = foot_skating(windows, fps, boot, seed)
+    out["foot_skating_with_foot_lock"] = _locked_skating(feats, fps)
     out["acceleration_mps2"] = acceleration(windows, fps, boot, seed)
     out["memorisation"] = memorisation(feats, real.features, train, gm.normalizer.normalize, real_recon)
     log.debug("generate: %s done", name)
@@ -174,6 +176,19 @@ def _flow_samples(gm, prior, params: Params, window: int, steps: int) -> tuple[t
     z = sample_latents(prior, p.mvh_samples, window, DOMAINS.index("mvh"), 0, steps=steps, solver=p.solver,
                        guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + MVH_SEED_OFFSET))
     return torch.cat(aist), decode_latents(gm, z, "mvh", 0, p.decoder_guidance)
+
+
+def _skating_rate(joints: torch.Tensor, fps: float) -> float | None:
+    """Pooled foot skating of (N, F, 22, 3) joints (`foot_skating_counts`); None without contact steps."""
+    counts = np.array([foot_skating_counts(j, fps) for j in joints], dtype=np.float64).sum(0)
+    return round(float(counts[0] / counts[1]), 4) if counts[1] else None
+
+
+def _locked_skating(features: torch.Tensor, fps: float) -> float | None:
+    """Foot skating of (N, W, 263) windows once their feet are locked, as the commands write them
+    with `generate.foot_lock` (`generation.footlock`)."""
+    joints = features_to_joints(features)
+    return _skating_rate(torch.stack([lock_feet(j, f[:, CONTACTS]) for j, f in zip(joints, features)]), fps)
 
 
 def _root_aligned_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -229,10 +244,7 @@ def _inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot
     linear = real_j[:, c - 1:c][:, [0] * (gap + 2)] * (1 - w) + real_j[:, b0:b0 + 1][:, [0] * (gap + 2)] * w
     gaps = {"real": real_j[:, clip], "flow": out_j[:, clip], "linear": linear, "unlocked": unlocked[:, clip]}
     kin = {k: kinetic_features(v, fps) for k, v in gaps.items()}
-    skate = {}
-    for k, v in gaps.items():
-        counts = np.array([foot_skating_counts(j, fps) for j in v], dtype=np.float64).sum(0)
-        skate[k] = round(float(counts[0] / counts[1]), 4) if counts[1] else None
+    skate = {k: _skating_rate(v, fps) for k, v in gaps.items()}
     fid_flow, fid_lin = fid(kin["real"], kin["flow"]), fid(kin["real"], kin["linear"])
     mean = lambda v: round(float(v.mean()), 4)   # noqa: E731
     res = {
@@ -390,7 +402,8 @@ def main(params: Params) -> dict:
                      "relative_to_real": round(transfer_acc["rate"] / rate, 4) if rate else None,
                      "root_trajectory_error_m": mean_with_interval(root_err, boot, seed),
                      "foot_contact_agreement": mean_with_interval(contact_agree, boot, seed),
-                     **distribution(real, transfer, boot, seed), "foot_skating": foot_skating(transfer, fps, boot, seed)},
+                     **distribution(real, transfer, boot, seed), "foot_skating": foot_skating(transfer, fps, boot, seed),
+                     "foot_skating_with_foot_lock": _locked_skating(transfer.features, fps)},
         "label_matters": {"source_windows": int(len(pick)), "followed": label_matters,
                           "kept_original": round(float((relabel_pred == own.repeat_interleave(N_GENRES - 1)).float()
                                                        .mean()), 4),
