@@ -155,6 +155,17 @@ class Placed:
     heading_error_before_deg: float
 
 
+def place_on_context(canonical: Tensor, reference: Tensor, c: int) -> Tensor:
+    """Decoded joints (N, 22, 3), canonical frame -> where the reference's first `c` frames (its joints,
+    >= 1 frames) are: `place` for the floor, then the turn and shift that best fit the decoded first c
+    frames to the reference's (`yaw_fit`; one frame's heading would carry that frame's pose error into
+    every frame)."""
+    out = place(canonical, reference)
+    n = min(c, reference.shape[0])
+    angle, centre, shift = yaw_fit(out[:n], reference[:n].to(out.dtype))
+    return _turn(out, angle.expand(out.shape[0]), centre) + shift
+
+
 def place_between(canonical: Tensor, a_joints: Tensor, b_joints: Tensor, c: int, gap: int) -> Placed:
     """Joints decoded from [A ctx | gap | B ctx] (canonical) -> A's frame, the gap bent to meet B.
 
@@ -227,7 +238,7 @@ def continue_motion(gm: GenerationModel, prior: LoadedPrior, prefix: MotionInput
                     context: int, steps: int, solver: str, guidance: float, decoder_guidance: float = 1.0,
                     seed: int = 0, foot_lock: bool = True, seam: Seam | None = None) -> GeneratedMotion:
     """The prefix's last `context` frames (at most half the prior's window) and `new` generated frames
-    after them, in the prefix's frame (placed by `yaw_fit` on the context); `foot_lock`, `seam` as `inbetween`."""
+    after them, in the prefix's frame (`place_on_context`); `foot_lock`, `seam` as `inbetween`."""
     c = min(context, prefix.features.shape[0], prior.window // 2)
     z_p = encode_input(gm, prefix).cpu()[:, -c:]
     z = continue_latents(prior, z_p, new, DOMAINS.index(prefix.domain), genre, steps=steps, solver=solver,
@@ -235,10 +246,7 @@ def continue_motion(gm: GenerationModel, prior: LoadedPrior, prefix: MotionInput
     feats = decode_latents(gm, z, prefix.domain, genre, decoder_guidance)[0]
     joints = features_to_joints(feats)
     if prefix.joints is not None:
-        ref = prefix.joints[prefix.features.shape[0] - c:]
-        joints = place(joints, ref)
-        angle, centre, shift = yaw_fit(joints[:c], ref[:c].to(joints.dtype))
-        joints = _turn(joints, angle.expand(joints.shape[0]), centre) + shift
+        joints = place_on_context(joints, prefix.joints[prefix.features.shape[0] - c:], c)
     if foot_lock:
         joints = lock_feet(joints, feats[:, CONTACTS])
     return GeneratedMotion(joints=joints.numpy().astype(np.float32), features=feats.numpy().astype(np.float32),
