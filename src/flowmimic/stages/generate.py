@@ -18,11 +18,7 @@ trained on real AIST++ train windows only):
   flow          the flow prior's samples, the same counts and seeds, `generate.steps` steps of
                 `generate.solver` at guidance `generate.guidance` (FID_k also at each of
                 `generate.fid_steps`), when `generate.sampler` is flow or both; and the in-betweening
-                check (`inbetween`): every full window of `2 context_frames + inbetween_frames` of the
-                AIST++ test sequences, A = everything before the gap, B = everything after it, each
-                encoded on its own, the gap filled by the prior, placed and (`generate.foot_lock`)
-                foot-locked as `flowmimic inbetween` does, and judged against the real gap and a linear
-                joint interpolation of it (skating also without the foot lock);
+                check (`inbetween`, `evaluation.inbetween`);
   label_matters up to `generate.label_windows_per_genre` AIST++ test windows per genre, encoded and
                 decoded with every OTHER genre label: how often the classifier follows the new label
                 (`followed`) or keeps the original (`kept_original`), beside its accuracy on the same
@@ -56,21 +52,19 @@ import torch
 
 from flowmimic.cache.catalog import CachedSequence, usable_sequences
 from flowmimic.errors import DataError
-from flowmimic.body.skeleton import PELVIS
 from flowmimic.evaluation.generated import (WindowSet, acceleration, content_kept, distribution, foot_skating, judged,
                                             mean_with_interval, memorisation)
 from flowmimic.features.humanml3d import features_to_joints
 from flowmimic.features.layout import CONTACTS
 from flowmimic.generation.footlock import lock_feet
 from flowmimic.generation.flow import load_prior, sample_latents
-from flowmimic.generation.inbetween import Seam, context_frames, heading, inbetween_latents, place_between, wrap
+from flowmimic.evaluation.inbetween import inbetween_check, skating_rate
 from flowmimic.evaluation.reconstruct import evaluation_keys
 from flowmimic.generation.checkpoint import load_generation_model
 from flowmimic.generation.core import FlowSampling, decode_latents, encode_features, restyle_latents, sample
 from flowmimic.io import save_npz, write_json
 from flowmimic.model.classifier import load_classifier
-from flowmimic.evaluation.motion_metrics import (MIN_WINDOWS_PER_GENRE, diversity, fid, foot_skating_counts,
-                                                 kinetic_features, zscore_by_real)
+from flowmimic.evaluation.motion_metrics import MIN_WINDOWS_PER_GENRE, diversity, fid, zscore_by_real
 from flowmimic.params import Params
 from flowmimic.stages.classifier import stack_windows
 from flowmimic.taxonomy import DOMAINS, GENRE_NAMES, N_GENRES, genre_name, parse_genre
@@ -178,97 +172,11 @@ def _flow_samples(gm, prior, params: Params, window: int, steps: int) -> tuple[t
     return torch.cat(aist), decode_latents(gm, z, "mvh", 0, p.decoder_guidance)
 
 
-def _skating_rate(joints: torch.Tensor, fps: float) -> float | None:
-    """Pooled foot skating of (N, F, 22, 3) joints (`foot_skating_counts`); None without contact steps."""
-    counts = np.array([foot_skating_counts(j, fps) for j in joints], dtype=np.float64).sum(0)
-    return round(float(counts[0] / counts[1]), 4) if counts[1] else None
-
-
 def _locked_skating(features: torch.Tensor, fps: float) -> float | None:
     """Foot skating of (N, W, 263) windows once their feet are locked, as the commands write them
     with `generate.foot_lock` (`generation.footlock`)."""
     joints = features_to_joints(features)
-    return _skating_rate(torch.stack([lock_feet(j, f[:, CONTACTS]) for j, f in zip(joints, features)]), fps)
-
-
-def _root_aligned_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(N, F, 22, 3) x 2 -> (N,) mean joint distance in mm after subtracting each frame's pelvis."""
-    ra, rb = a - a[..., PELVIS:PELVIS + 1, :], b - b[..., PELVIS:PELVIS + 1, :]
-    return 1000.0 * (ra - rb).norm(dim=-1).mean((-1, -2))
-
-
-def _joint_accel(j: torch.Tensor, frames: list[int], fps: float) -> torch.Tensor:
-    """(N, F, 22, 3) -> (N,) mean acceleration magnitude (m/s^2) at the given centre frames."""
-    f = torch.tensor(frames)
-    a = (j[:, f + 1] - 2 * j[:, f] + j[:, f - 1]) * fps * fps
-    return a.norm(dim=-1).mean((-1, -2))
-
-
-def _inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot: int, seed: int) -> dict:
-    """In-betweening on the AIST++ test sequences (see the module docstring); the issue's bounds in `targets`."""
-    p, fps = params.generate, float(params.data.fps)
-    gap = p.inbetween_frames
-    c = context_frames(prior.window, gap, (p.context_frames, p.context_frames))
-    span = 2 * c + gap
-    z_a, z_b, real_w, genres = [], [], [], []
-    for seq in seqs:
-        feats = torch.from_numpy(np.asarray(seq.load(), dtype=np.float32))
-        for st in range(0, seq.frames - span + 1, span):
-            z_a.append(encode_features(gm, feats[None, :st + c], "aist").cpu()[:, -c:])
-            z_b.append(encode_features(gm, feats[None, st + c + gap:], "aist").cpu()[:, :c])
-            real_w.append(feats[st:st + span])
-            genres.append(seq.genre_id)
-    if len(real_w) < 2:
-        return {"windows": len(real_w), "note": f"fewer than 2 test windows of {span} frames"}
-    real_f = torch.stack(real_w)
-    z = inbetween_latents(prior, torch.cat(z_a), torch.cat(z_b), gap, DOMAINS.index("aist"), genres, steps=p.steps,
-                          solver=p.solver, guidance=p.guidance, generator=torch.Generator().manual_seed(seed),
-                          seam=Seam(p.seam_strength, p.seam_frames))
-    out_f = decode_latents(gm, z, "aist", genres, p.decoder_guidance)
-    recon_f = decode_latents(gm, encode_features(gm, real_f, "aist"), "aist", genres, p.decoder_guidance)
-    real_j, recon_j = features_to_joints(real_f), features_to_joints(recon_f)
-    placed = [place_between(j, r[:c], r[c + gap:], c, gap) for j, r in zip(features_to_joints(out_f), real_j)]
-    unlocked = torch.stack([q.joints for q in placed])
-    out_j = (torch.stack([lock_feet(j, f[:, CONTACTS]) for j, f in zip(unlocked, out_f)]) if p.foot_lock
-             else unlocked)
-    known = list(range(c)) + list(range(c + gap, span))
-    given = _root_aligned_mm(out_j[:, known], real_j[:, known])
-    own = _root_aligned_mm(recon_j[:, known], real_j[:, known])
-    b0 = c + gap
-    end_m = (out_j[:, b0, PELVIS, [0, 2]] - real_j[:, b0, PELVIS, [0, 2]]).norm(dim=-1)
-    end_deg = torch.rad2deg(wrap(heading(out_j[:, b0]) - heading(real_j[:, b0])).abs())
-    joins = [c - 1, c, b0 - 1, b0]
-    acc_gen, acc_real = _joint_accel(out_j, joins, fps), _joint_accel(real_j, joins, fps)
-    clip = slice(c - 1, b0 + 1)                                              # the gap with its two neighbours
-    w = torch.linspace(0, 1, gap + 2)[None, :, None, None]
-    linear = real_j[:, c - 1:c][:, [0] * (gap + 2)] * (1 - w) + real_j[:, b0:b0 + 1][:, [0] * (gap + 2)] * w
-    gaps = {"real": real_j[:, clip], "flow": out_j[:, clip], "linear": linear, "unlocked": unlocked[:, clip]}
-    kin = {k: kinetic_features(v, fps) for k, v in gaps.items()}
-    skate = {k: _skating_rate(v, fps) for k, v in gaps.items()}
-    fid_flow, fid_lin = fid(kin["real"], kin["flow"]), fid(kin["real"], kin["linear"])
-    mean = lambda v: round(float(v.mean()), 4)   # noqa: E731
-    res = {
-        "windows": len(real_w), "gap_frames": gap, "context_frames": c,
-        "given_frames_root_aligned_mm": mean(given), "vae_reconstruction_root_aligned_mm": mean(own),
-        "root_end_error_m": mean(end_m), "heading_end_error_deg": mean(end_deg),
-        "root_end_error_before_correction_m": mean(torch.tensor([q.end_error_before_m for q in placed])),
-        "heading_end_error_before_correction_deg": mean(torch.tensor([q.heading_error_before_deg for q in placed])),
-        "join_acceleration_mps2": mean(acc_gen), "real_join_acceleration_mps2": mean(acc_real),
-        "gap_fid_k": round(fid_flow, 4), "linear_gap_fid_k": round(fid_lin, 4),
-        "foot_lock": p.foot_lock, "gap_foot_skating": skate["flow"], "gap_foot_skating_without_foot_lock": skate["unlocked"],
-        "linear_gap_foot_skating": skate["linear"], "real_gap_foot_skating": skate["real"],
-        "given_frames_ci95": mean_with_interval(given.double().numpy(), boot, seed).get("ci95"),
-    }
-    res["targets"] = {
-        "given_within_recon_plus_5mm": bool(res["given_frames_root_aligned_mm"] <= res["vae_reconstruction_root_aligned_mm"] + 5),
-        "root_end_within_5cm": bool(float(end_m.max()) <= 0.05),
-        "heading_end_within_10deg": bool(float(end_deg.max()) <= 10.0),
-        "join_acceleration_within_1.5x_real": bool(res["join_acceleration_mps2"] <= 1.5 * res["real_join_acceleration_mps2"]),
-        "gap_fid_k_below_linear": bool(fid_flow < fid_lin),
-        "gap_foot_skating_below_linear": bool(skate["flow"] is not None and skate["linear"] is not None
-                                              and skate["flow"] < skate["linear"]),
-    }
-    return res
+    return skating_rate(torch.stack([lock_feet(j, f[:, CONTACTS]) for j, f in zip(joints, features)]), fps)
 
 
 def _comparison(flow: dict | None, vae: dict | None, real_acc: float, floor_fid_k: float) -> dict:
@@ -366,7 +274,7 @@ def main(params: Params) -> dict:
             flow["fid_k_at_steps"][str(n)] = round(fid(real.kinetic, WindowSet.of(feats, fps).kinetic), 4)
         timings["flow_s"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
-        inbetween = _inbetween_check(gm, prior, aist_test, params, boot, seed)
+        inbetween = inbetween_check(gm, prior, aist_test, params, boot, seed)
         timings["inbetween_s"] = round(time.perf_counter() - t0, 1)
 
     # Label matters: real test windows decoded with their own label and with each other label.
