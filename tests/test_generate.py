@@ -71,6 +71,9 @@ def test_generate_stage_counts_and_writes_everything(trained):
     assert ib["context_frames"] == 4 and ib["gap_frames"] == 4 and ib["windows"] > 0
     assert ib["root_end_error_m"] < 1e-4 and ib["heading_end_error_deg"] < 1e-2      # the bend meets B
     assert set(ib["targets"]) >= {"given_within_recon_plus_5mm", "gap_fid_k_below_linear"}
+    # the figures README links to, by name
+    assert {"given_frames_root_aligned_mm", "vae_reconstruction_root_aligned_mm", "join_acceleration_mps2",
+            "gap_foot_skating", "gap_foot_skating_without_foot_lock", "linear_gap_foot_skating"} <= set(ib)
     assert set(metrics["comparison"]["targets"]) >= {"fid_k_at_most_half_of_vae_prior", "fid_k_at_most_3x_floor"}
     assert (Path(trained.generate.plots_dir) / "flow_samples.gif").stat().st_size > 0
     n_label = metrics["label_matters"]["source_windows"]

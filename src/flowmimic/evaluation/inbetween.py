@@ -91,7 +91,7 @@ def inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot:
     mean = lambda v: round(float(v.mean()), 4)   # noqa: E731
     res = {
         "windows": len(real_w), "gap_frames": gap, "context_frames": c,
-        "given_framesroot_aligned_mm": mean(given), "vae_reconstructionroot_aligned_mm": mean(own),
+        "given_frames_root_aligned_mm": mean(given), "vae_reconstruction_root_aligned_mm": mean(own),
         "root_end_error_m": mean(end_m), "heading_end_error_deg": mean(end_deg),
         "root_end_error_before_correction_m": mean(torch.tensor([q.end_error_before_m for q in placed])),
         "heading_end_error_before_correction_deg": mean(torch.tensor([q.heading_error_before_deg for q in placed])),
@@ -102,7 +102,7 @@ def inbetween_check(gm, prior, seqs: list[CachedSequence], params: Params, boot:
         "given_frames_ci95": mean_with_interval(given.double().numpy(), boot, seed).get("ci95"),
     }
     res["targets"] = {
-        "given_within_recon_plus_5mm": bool(res["given_framesroot_aligned_mm"] <= res["vae_reconstructionroot_aligned_mm"] + 5),
+        "given_within_recon_plus_5mm": bool(res["given_frames_root_aligned_mm"] <= res["vae_reconstruction_root_aligned_mm"] + 5),
         "root_end_within_5cm": bool(float(end_m.max()) <= 0.05),
         "heading_end_within_10deg": bool(float(end_deg.max()) <= 10.0),
         "join_acceleration_within_1.5x_real": bool(res["join_acceleration_mps2"] <= 1.5 * res["real_join_acceleration_mps2"]),
