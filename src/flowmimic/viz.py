@@ -25,6 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
+from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
 from flowmimic.body.skeleton import KINEMATIC_CHAINS, N_JOINTS, PELVIS
 from flowmimic.errors import DataError
@@ -99,22 +100,26 @@ def _setup_3d(ax: Axes, center_xz: np.ndarray, floor_y: float, elev: float = 12.
     ax.set_axis_off()           # the floor grid (`_floor_lines`) is the only frame of reference
 
 
-def _floor_lines(ax: Axes, center_xz: np.ndarray, floor_y: float, step: float = 0.5) -> list:
-    """A grid on the floor plane around `center_xz` (fixed to the world, so travel shows)."""
+def _floor_segments(center_xz: np.ndarray, floor_y: float, step: float = 0.5) -> np.ndarray:
+    """(S, 2, 3) segments, in matplotlib's frame, of a grid on the floor plane around `center_xz`
+    (fixed to the world, so travel shows)."""
     h = _VIEW_HALF_WIDTH_M
-    lines = []
     lo_x = math.floor((center_xz[0] - h) / step) * step
     lo_z = math.floor((center_xz[1] - h) / step) * step
-    n = int(round(2 * h / step)) + 2
-    for i in range(n):
+    segs = []
+    for i in range(int(round(2 * h / step)) + 2):
         x, z = lo_x + i * step, lo_z + i * step
-        seg_x = np.array([[x, floor_y, center_xz[1] - h], [x, floor_y, center_xz[1] + h]])
-        seg_z = np.array([[center_xz[0] - h, floor_y, z], [center_xz[0] + h, floor_y, z]])
-        for seg in (seg_x, seg_z):
-            m = _to_mpl(seg)
-            (line,) = ax.plot(m[:, 0], m[:, 1], m[:, 2], color="#bbbbbb", linewidth=0.6, alpha=0.7)
-            lines.append(line)
-    return lines
+        segs.append([[x, floor_y, center_xz[1] - h], [x, floor_y, center_xz[1] + h]])
+        segs.append([[center_xz[0] - h, floor_y, z], [center_xz[0] + h, floor_y, z]])
+    return _to_mpl(np.asarray(segs, dtype=float))
+
+
+def _floor_lines(ax: Axes, center_xz: np.ndarray, floor_y: float) -> Line3DCollection:
+    """The floor grid (`_floor_segments`) as one collection on `ax` (animations move it with `set_segments`:
+    one artist to draw, not one per grid line)."""
+    grid = Line3DCollection(_floor_segments(center_xz, floor_y), colors="#bbbbbb", linewidths=0.6, alpha=0.7)
+    ax.add_collection3d(grid)
+    return grid
 
 
 def _save_figure(fig: Figure, out_path: str | Path, dpi: float) -> None:
@@ -214,7 +219,7 @@ def _animate(panels: Sequence[tuple[np.ndarray, str]], out_gif: str | Path, fps:
     for i, (seq, label) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
         ax.set_title(label, fontsize=9)
-        state.append((ax, seq, draw_skeleton(ax, seq[0]), []))
+        state.append((ax, seq, draw_skeleton(ax, seq[0]), _floor_lines(ax, seq[0, PELVIS, [0, 2]], floor_y)))
     if title:
         fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.86, wspace=0.0)
@@ -223,12 +228,10 @@ def _animate(panels: Sequence[tuple[np.ndarray, str]], out_gif: str | Path, fps:
         tmp_gif = Path(tmp_dir) / "animation.gif"     # Pillow picks the format from the suffix
         with writer.saving(fig, str(tmp_gif), dpi):
             for f in range(t_len):
-                for k, (ax, seq, lines, floor) in enumerate(state):
+                for ax, seq, lines, floor in state:
                     center = seq[f, PELVIS, [0, 2]]
                     _setup_3d(ax, center, floor_y)
-                    for line in floor:
-                        line.remove()
-                    state[k] = (ax, seq, lines, _floor_lines(ax, center, floor_y))
+                    floor.set_segments(_floor_segments(center, floor_y))
                     for line, chain in zip(lines, KINEMATIC_CHAINS):
                         m = _to_mpl(seq[f, list(chain)])
                         line.set_data_3d(m[:, 0], m[:, 1], m[:, 2])
