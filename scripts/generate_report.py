@@ -1,4 +1,5 @@
-"""Tabulate DVC experiments over one `generate` knob into docs/: transfer strength or flow guidance.
+"""Tabulate DVC experiments over one `generate` knob into docs/: transfer strength, transfer guidance,
+flow guidance or flow temperature.
 
 The rows are DVC experiments on one baseline commit, each `dvc exp run -S generate.<knob>=V` (only
 the generate stage re-runs: the VAE, the classifier and the prior are the baseline's), plus the
@@ -6,7 +7,7 @@ baseline itself; experiments that vary another knob are left out. Figures come f
 experiment's `metrics/generate.json` through `dvc exp show --json`, so a table is what the
 experiment refs hold. Judged on the TEST split, where the generate stage judges.
 
-Run: python scripts/generate_report.py --baseline REV --knob transfer_strength|transfer_guidance|guidance
+Run: python scripts/generate_report.py --baseline REV --knob transfer_strength|transfer_guidance|guidance|temperature
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ KNOBS = {
                  "the flow prior's classifier-free guidance when it samples (README, \"The flow prior\"): "
                  "1 is the plain conditional velocity; more pushes samples towards their genre, and away from "
                  "the data's spread. Targets in the column names."),
+    "temperature": ("flow_temperature.md", "Flow temperature: how far samples stray from the training windows",
+                    FLOW_COLUMNS,
+                    "the scale T of the flow samples' starting noise, x0 ~ N(0, T² I) (README, \"The flow prior\"; "
+                    "the \"temperature\" of normalising flows, Kingma & Dhariwal 2018, and of Matcha-TTS, Mehta et "
+                    "al. 2024): 1 is the noise the prior was trained from; above 1 the ODE starts further out and "
+                    "samples spread wider, away from the training windows, at some cost in FID. Targets in the "
+                    "column names."),
 }
 
 

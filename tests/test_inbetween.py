@@ -171,15 +171,19 @@ def test_sample_command_draws_from_the_flow_prior(tmp_path, env, models, caplog)
     vae, prior_path, _ = models
     out = tmp_path / "s.npz"
     assert cli_main(["sample", str(out), "--genre", "Krump", "--seconds", "1", "-n", "2", "--seed", "4",
-                     "--prior-guidance", "1.5", *common]) == 0                   # --sampler flow is the default
+                     "--prior-guidance", "1.5", "--temperature", "1.2", *common]) == 0   # --sampler flow: default
     # the same draw, composed here from the prior's sampler and the decoder
     gm, prior = load_generation_model(vae), load_prior(prior_path)
-    z = sample_latents(prior, 2, 20, 0, 8, steps=2, solver="midpoint", guidance=1.5,
+    z = sample_latents(prior, 2, 20, 0, 8, steps=2, solver="midpoint", guidance=1.5, temperature=1.2,
                        generator=torch.Generator().manual_seed(4))
     expect = decode_latents(gm, z, "aist", 8)
     with np.load(out.with_name("s_001.npz")) as f:
         assert str(f["source"]) == "flow prior" and int(f["genre"]) == 8
         np.testing.assert_allclose(f["features"], expect[1].numpy(), atol=1e-5)
+    assert cli_main(["sample", str(tmp_path / "t.npy"), "--genre", "Krump", "--seconds", "1", "--temperature", "0",
+                     *common]) == 2
+    assert "temperature must be > 0" in _one_error(caplog) and not (tmp_path / "t.npy").exists()
+    caplog.clear()
     missing = tmp_path / "none.pt"
     assert cli_main(["sample", str(tmp_path / "m.npy"), "--genre", "Krump", "--seconds", "1", *common,
                      "--prior", str(missing)]) == 2

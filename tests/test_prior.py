@@ -140,6 +140,18 @@ def test_sampling_reaches_the_data_and_guidance_extrapolates():
         sample_latents(prior, 1, 2, 0, 1, steps=0)
 
 
+def test_temperature_scales_the_starting_noise():
+    # an untrained (adaLN-zero) prior has zero velocity, so a sample is its starting noise, denormalised
+    stats = LatentStats(torch.full((4,), 1.0), torch.full((4,), 3.0))
+    prior = _loaded(FlowPrior(CFG), stats)
+    noise = torch.randn((2, 5, 4), generator=torch.Generator().manual_seed(7))
+    for temperature in (1.0, 1.3):
+        z = sample_latents(prior, 2, 5, 0, 1, steps=2, temperature=temperature, generator=torch.Generator().manual_seed(7))
+        assert torch.allclose(z, 1.0 + 3.0 * temperature * noise, atol=1e-5)
+    with pytest.raises(ConfigError, match="temperature"):
+        sample_latents(prior, 1, 2, 0, 1, steps=2, temperature=0.0)
+
+
 def test_known_frames_come_back_exactly_and_the_path_is_replaced():
     torch.manual_seed(0)
     prior = _loaded(_randomised(FlowPrior(CFG)), LatentStats(torch.full((4,), 1.0), torch.full((4,), 3.0)))

@@ -179,6 +179,8 @@ def _add_generation_commands(sub) -> None:
     p.add_argument("--solver", choices=("euler", "midpoint"), default=None, help="default: generate.solver")
     p.add_argument("--prior-guidance", type=float, default=None,
                    help="the flow's classifier-free guidance towards the genre (default: generate.guidance)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="scale of the flow's starting noise (default: generate.temperature; 1: as trained)")
     foot_lock(p)
     guidance(p)
     common(p)
@@ -332,7 +334,8 @@ def _run_generation(args: argparse.Namespace) -> int:
             prior = load_prior(args.prior or params.prior.model_path, model.sha256, device=model.device,
                                vae_path=model.path)
             flow = core.FlowSampling(prior, args.steps or g.steps, args.solver or g.solver,
-                                     g.guidance if args.prior_guidance is None else args.prior_guidance)
+                                     g.guidance if args.prior_guidance is None else args.prior_guidance,
+                                     g.temperature if args.temperature is None else args.temperature)
         motions = core.sample(model, params, args.genre, args.domain, seconds=args.seconds, n=args.n, seed=args.seed,
                               guidance=args.guidance, flow=flow,
                               foot_lock=g.foot_lock if args.foot_lock is None else args.foot_lock)

@@ -367,6 +367,7 @@ class GenerateParams(Section):
     steps: PosInt                      # flow ODE steps
     solver: Literal["euler", "midpoint"]
     guidance: NonNegFloat              # the flow prior's classifier-free guidance; 1 = plain conditional velocity
+    temperature: PosFloat              # scale of the flow samples' starting noise (1: as trained; docs/flow_temperature.md)
     decoder_guidance: NonNegFloat      # the VAE decoder's classifier-free guidance over the genre label; 1 = plain
     transfer_strength: Annotated[float, Field(ge=0.0, le=1.0)]   # SDEdit noise level of transfers through the
                                        # flow prior (generation.core.restyle_latents); 0 = a bare label swap

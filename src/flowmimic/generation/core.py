@@ -215,12 +215,14 @@ def transfer(input: str | Path | MotionInput, checkpoint: str | Path | Generatio
 @dataclass(frozen=True)
 class FlowSampling:
     """Sample with the flow prior: the prior and its ODE (`generate.steps`, `generate.solver`,
-    `generate.guidance`, the flow's classifier-free guidance)."""
+    `generate.guidance`, the flow's classifier-free guidance; `generate.temperature`, the scale of its
+    starting noise)."""
 
     prior: LoadedPrior
     steps: int
     solver: str
     guidance: float
+    temperature: float = 1.0
 
 
 def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int | str, domain: str = "aist", *,
@@ -248,7 +250,7 @@ def sample(checkpoint: str | Path | GenerationModel, params: Params, genre: int 
         z = torch.randn((n, frames, gm.model.config.d_z), generator=g)               # (n, N, Z)
     else:
         z = sample_latents(flow.prior, n, frames, DOMAINS.index(target), gid, steps=flow.steps, solver=flow.solver,
-                           guidance=flow.guidance, generator=g)
+                           guidance=flow.guidance, generator=g, temperature=flow.temperature)
     feats = decode_latents(gm, z, target, gid, guidance)                              # (n, N, 263)
     source = PRIOR_SOURCE if flow is None else FLOW_SOURCE
 

@@ -176,16 +176,19 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: to
 def sample_latents(prior: LoadedPrior, n: int, frames: int, domain: int | Tensor | list[int],
                    genre: int | Tensor | list[int], *, steps: int, solver: str = "midpoint", guidance: float = 1.0,
                    generator: torch.Generator | None = None, known: Tensor | None = None,
-                   known_mask: Tensor | None = None) -> Tensor:
+                   known_mask: Tensor | None = None, temperature: float = 1.0) -> Tensor:
     """`n` raw latent sequences (n, frames, Z) on the CPU from noise, under (domain, genre) ids.
 
     `known` (n, frames, Z) RAW latents with `known_mask` (n, frames) bool: frames to keep (in-betweening,
-    continuation; see the module docstring); the output equals `known` there.
+    continuation; see the module docstring); the output equals `known` there. `temperature` scales the
+    starting noise x0 ~ N(0, T^2 I) (1: the distribution the prior was trained from; see `generate.temperature`).
     """
     if n < 1 or frames < 1:
         raise ConfigError(f"need at least one sample of at least one frame, got n={n}, frames={frames}")
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
     dev, z_dim = prior.device, prior.model.config.d_z
-    x0 = _noise((n, frames, z_dim), generator, dev)
+    x0 = _noise((n, frames, z_dim), generator, dev) * float(temperature)
     k = None
     if known is not None:
         if known.shape != (n, frames, z_dim) or known_mask is None or known_mask.shape != (n, frames):

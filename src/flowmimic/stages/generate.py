@@ -163,12 +163,13 @@ def _vae_prior_samples(gm, params: Params, window: int) -> tuple[torch.Tensor, t
 def _flow_samples(gm, prior, params: Params, window: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Flow samples with the VAE-prior sampler's counts and seeds: (10 n, W, 263) AIST++ by genre, (m, W, 263) MVHumanNet."""
     p, fps = params.generate, float(params.data.fps)
-    flow = FlowSampling(prior, steps, p.solver, p.guidance)
+    flow = FlowSampling(prior, steps, p.solver, p.guidance, p.temperature)
     aist = [torch.stack([torch.from_numpy(m.features) for m in sample(
         gm, params, g, seconds=window / fps, n=p.samples_per_genre, seed=p.seed + g, guidance=p.decoder_guidance,
         flow=flow)]) for g in range(1, N_GENRES + 1)]
     z = sample_latents(prior, p.mvh_samples, window, DOMAINS.index("mvh"), 0, steps=steps, solver=p.solver,
-                       guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + MVH_SEED_OFFSET))
+                       guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + MVH_SEED_OFFSET),
+                       temperature=p.temperature)
     return torch.cat(aist), decode_latents(gm, z, "mvh", 0, p.decoder_guidance)
 
 
@@ -267,7 +268,7 @@ def main(params: Params) -> dict:
         t0 = time.perf_counter()
         flow_aist, flow_mvh = _flow_samples(gm, prior, params, window, p.steps)
         flow = judge_sampler("flow", flow_aist, flow_mvh)
-        flow["steps"], flow["solver"], flow["guidance"] = p.steps, p.solver, p.guidance
+        flow["steps"], flow["solver"], flow["guidance"], flow["temperature"] = p.steps, p.solver, p.guidance, p.temperature
         flow["fid_k_at_steps"] = {}
         for n in p.fid_steps:
             feats = flow_aist if n == p.steps else _flow_samples(gm, prior, params, window, n)[0]
@@ -290,7 +291,7 @@ def main(params: Params) -> dict:
 
     metrics = {
         "settings": {"window_frames": window, "sampler": p.sampler, "steps": p.steps, "solver": p.solver,
-                     "guidance": p.guidance, "decoder_guidance": dg, "transfer_strength": p.transfer_strength,
+                     "guidance": p.guidance, "temperature": p.temperature, "decoder_guidance": dg, "transfer_strength": p.transfer_strength,
                      "transfer_guidance": p.transfer_guidance, "transfer_steps": p.transfer_steps,
                      "samples_per_genre": p.samples_per_genre,
                      "mvh_samples": p.mvh_samples, "label_windows_per_genre": p.label_windows_per_genre,
