@@ -35,6 +35,7 @@ FLOW_COLUMNS = (
     ("genre accuracy × real (≥ 0.9)", ("comparison", "flow_accuracy_relative_to_real")),
     ("Div_k × real (0.75-1.25)", ("comparison", "flow_div_k_relative_to_real")),
     ("nearest-train distance × real (≥ 1)", ("flow", "memorisation", "ratio_to_real")),
+    ("… over all continuous channels", ("flow", "memorisation", "all_continuous", "ratio_to_real")),
     ("foot skating", ("flow", "foot_skating", "rate")),
     ("acceleration (m/s²)", ("flow", "acceleration_mps2", "mean")),
     ("FID_k × VAE prior's (≤ 0.5)", ("comparison", "flow_fid_k_over_vae_prior")),

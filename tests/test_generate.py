@@ -197,7 +197,31 @@ def test_memorisation_flags_copies_of_training_windows():
 
     shrunk_test, samples = 0.6 * test, 0.6 * torch.randn(30, 6, 263, generator=g)
     both = memorisation(samples, test, train, ident, shrunk_test)
-    med = lambda x: float(np.median(nearest_distances(x[..., layout.CONTINUOUS], train[..., layout.CONTINUOUS])))  # noqa: E731
-    assert both["reconstructed_test_median_nn_distance"] == pytest.approx(med(shrunk_test), abs=1e-4)
-    assert both["ratio_to_reconstructed"] == pytest.approx(med(samples) / med(shrunk_test), abs=1e-3)
-    assert both["ratio_to_real"] < both["ratio_to_reconstructed"]
+
+    def med(x: torch.Tensor, channels: slice) -> float:
+        return float(np.median(nearest_distances(x[..., channels], train[..., channels])))
+
+    for part, channels in ((both, slice(0, 67)), (both["all_continuous"], slice(0, 259))):
+        assert part["real_test_median_nn_distance"] == pytest.approx(med(test, channels), abs=1e-4)
+        assert part["reconstructed_test_median_nn_distance"] == pytest.approx(med(shrunk_test, channels), abs=1e-4)
+        assert part["ratio_to_reconstructed"] == pytest.approx(med(samples, channels) / med(shrunk_test, channels),
+                                                               abs=1e-3)
+        assert part["ratio_to_real"] < part["ratio_to_reconstructed"]
+
+
+def test_memorisation_searches_the_channels_that_make_the_motion():
+    from flowmimic.evaluation.generated import memorisation
+    from flowmimic.features import layout
+    from flowmimic.features.humanml3d import features_to_joints
+
+    g = torch.Generator().manual_seed(1)
+    train, test = torch.randn(40, 6, 263, generator=g), torch.randn(30, 6, 263, generator=g)
+    ident = lambda x: x   # noqa: E731
+    # samples whose motion copies training windows, with rotation and velocity channels pulled to 0
+    copies = train[:20].clone()
+    copies[..., layout.ROT_6D.start:layout.CONTACTS.start] = 0.0
+    assert torch.equal(features_to_joints(copies), features_to_joints(train[:20]))     # the same motion
+    out = memorisation(copies, test, train, ident)
+    assert not out["passed"] and out["median_nn_distance"] == 0.0 and out["share_below_real_5th_percentile"] == 1.0
+    assert out["all_continuous"]["median_nn_distance"] > 0.5                # the redundant channels hide the copy
+    assert layout.MOTION == slice(0, 67) and out["channels"].endswith("(layout.MOTION, 67)")

@@ -141,18 +141,34 @@ def memorisation(generated: Tensor, real_test: Tensor, train: Tensor, normalize,
                  reconstructed_test: Tensor | None = None) -> dict:
     """Are samples nearer to training windows than real unseen windows are?
 
-    Each window's nearest TRAIN window in feature space (the normalised continuous 263-D features,
-    `normalize` the VAE's normaliser; RMS distance over frames x dims), for the generated windows and
-    for the real test windows; `passed`: the generated median is not below the real one;
-    `share_below_real_5th_percentile`: the share of near-copies (about 0.05 for a set like the real one).
+    Each window's nearest TRAIN window (RMS distance over frames x channels of the features normalised
+    by `normalize`, the VAE's normaliser), for the generated windows and for the real test windows;
+    `passed`: the generated median is not below the real one; `share_below_real_5th_percentile`: the
+    share of near-copies (about 0.05 for a set like the real one).
+
+    The search runs over the channels that make the motion (`layout.MOTION`: root and root-relative
+    joint positions, all that `features_to_joints` reads, i.e. the motion the commands write). The
+    263-D layout also re-encodes that motion as joint rotations and velocities; a decoder predicts
+    those on its own and pulls them towards the data's centre (real test windows through the VAE come
+    nearer to the training set there too), which is the decoder's smoothing, not the prior's copying.
+    The same comparison over every continuous channel is reported beside it, `all_continuous`.
 
     `reconstructed_test`, the same real test windows encoded and decoded by the VAE, adds the same
-    comparison against a reference that went through the decoder as the samples did: a decoder that
-    smooths pulls ANY output towards the training data's centre, so the plain ratio mixes the prior's
-    copying with the decoder's smoothing (`ratio_to_reconstructed` isolates the prior's part).
+    comparison against a reference that went through the decoder as the samples did
+    (`ratio_to_reconstructed`).
     """
+    out = _nearest_train_medians(generated, real_test, train, normalize, reconstructed_test, layout.MOTION)
+    out["channels"] = "root + root-relative joint positions (layout.MOTION, 67)"
+    out["all_continuous"] = _nearest_train_medians(generated, real_test, train, normalize, reconstructed_test,
+                                                   layout.CONTINUOUS)
+    return out
+
+
+def _nearest_train_medians(generated: Tensor, real_test: Tensor, train: Tensor, normalize,
+                           reconstructed_test: Tensor | None, channels: slice) -> dict:
+    """`memorisation`'s figures over one block of normalised channels."""
     def prep(x: Tensor) -> Tensor:
-        return normalize(x.float())[..., layout.CONTINUOUS]
+        return normalize(x.float())[..., channels]
 
     train_n = prep(train)
     gen, real = nearest_distances(prep(generated), train_n), nearest_distances(prep(real_test), train_n)

@@ -26,6 +26,9 @@ LOCAL_VEL = slice(ROT_6D.stop, ROT_6D.stop + N_JOINTS * 3)    # 193:259
 CONTACTS = slice(LOCAL_VEL.stop, LOCAL_VEL.stop + 4)          # 259:263
 assert CONTACTS.stop == DIM
 
+# The channels that make the motion: root and root-relative joint positions, all that
+# `features_to_joints` reads (ROT_6D and LOCAL_VEL re-encode the same motion redundantly).
+MOTION = slice(ROOT.start, RIC.stop)                            # 0:67
 # Continuous dims: normalised with the training mean/std, reconstructed with SmoothL1.
 CONTINUOUS = slice(0, CONTACTS.start)                          # 0:259
 # CONTACTS are binary: left as 0/1 (mean 0, std 1 in the stats file), reconstructed as logits.
