@@ -225,3 +225,7 @@ def test_memorisation_searches_the_channels_that_make_the_motion():
     assert not out["passed"] and out["median_nn_distance"] == 0.0 and out["share_below_real_5th_percentile"] == 1.0
     assert out["all_continuous"]["median_nn_distance"] > 0.5                # the redundant channels hide the copy
     assert layout.MOTION == slice(0, 67) and out["channels"].endswith("(layout.MOTION, 67)")
+    # the ratio's bootstrap interval resamples both sets: it holds the point figure and has width
+    fresh = memorisation(torch.randn(30, 6, 263, generator=g), test, train, ident, resamples=200, seed=3)
+    lo, hi = fresh["ratio_to_real_ci95"]
+    assert lo < fresh["ratio_to_real"] < hi and hi - lo > 0.01 and "ratio_to_real_ci95" not in out

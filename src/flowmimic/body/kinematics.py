@@ -9,6 +9,7 @@ position plus the parent's world rotation applied to the rest-pose bone. This is
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,7 +42,9 @@ def smpl_forward_kinematics(
     if rest_joints.shape[-2:] != (n, 3):
         raise ValueError(f"rest_joints must be (..., {n}, 3), got {tuple(rest_joints.shape)}")
     rest_joints = rest_joints.to(poses.dtype)
-    lead = torch.broadcast_shapes(poses.shape[:-2], rest_joints.shape[:-2])
+    # numpy's, not torch.broadcast_shapes: torch's imports sympy on its first call (~0.8 s), which every
+    # fresh cache worker would pay again
+    lead = np.broadcast_shapes(tuple(poses.shape[:-2]), tuple(rest_joints.shape[:-2]))
     local = axis_angle_to_matrix(poses).expand(*lead, n, 3, 3)
     rest = rest_joints.expand(*lead, n, 3)
     world_rot: list[Tensor] = [local[..., 0, :, :]]

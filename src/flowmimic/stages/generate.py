@@ -137,7 +137,7 @@ def _sample_set(name: str, feats: torch.Tensor, target: torch.Tensor | None, rea
     out["foot_skating"] = foot_skating(windows, fps, boot, seed)
     out["foot_skating_with_foot_lock"] = _locked_skating(feats, fps)
     out["acceleration_mps2"] = acceleration(windows, fps, boot, seed)
-    out["memorisation"] = memorisation(feats, real.features, train, gm.normalizer.normalize, real_recon)
+    out["memorisation"] = memorisation(feats, real.features, train, gm.normalizer.normalize, real_recon, boot, seed)
     log.debug("generate: %s done", name)
     return out
 
