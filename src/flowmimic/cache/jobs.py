@@ -17,7 +17,7 @@ import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -171,9 +171,21 @@ def is_reusable(entry: dict | None, fingerprint: str, cache_dir: str | Path) -> 
 # ----------------------------------------------------------------------------- the worker
 
 
-def init_worker(threads: int) -> None:
-    """Pool initialiser: `cache.threads_per_worker` torch threads (one process per core; more would oversubscribe)."""
+_work: Callable[[Job], dict] | None = None      # a pool worker's job function, set by `init_worker`
+
+
+def init_worker(threads: int, work: Callable[[Job], dict]) -> None:
+    """Pool initialiser: `cache.threads_per_worker` torch threads (one process per core; more would
+    oversubscribe) and the job function, `process_job` with the stage's params bound: sent once per
+    worker, so each task carries only its small `Job`, not the params again."""
+    global _work
     torch.set_num_threads(threads)
+    _work = work
+
+
+def run_in_worker(job: Job) -> dict:
+    """A pool task: `init_worker`'s job function on one job."""
+    return _work(job)
 
 
 @contextlib.contextmanager

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from flowmimic.cache.catalog import INDEX_VERSION, index_path
 from flowmimic.errors import DataError, InternalError
 from flowmimic.cache.jobs import (Job, init_worker, config_fingerprint, is_reusable, job_fingerprint,
-                                     list_jobs, manifest_name, process_job, read_manifests, shard_jobs,
-                                     torch_threads, write_manifest)
+                                     list_jobs, manifest_name, process_job, read_manifests, run_in_worker,
+                                     shard_jobs, torch_threads, write_manifest)
 from flowmimic.io import read_json, remove_temp_files, write_json
 from flowmimic.params import Params
 from flowmimic.sources import aist_reader_args
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 # end): a small count would make the saves quadratic in the dataset's size and cost the demo ~8 %.
 FLUSH_EVERY_N = 1000
 FLUSH_EVERY_S = 5.0
+CHUNK = 4                      # jobs per pool task
 
 
 def _index_name(shard: tuple[int, int] | None) -> str:
@@ -68,13 +69,14 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
     # torch's thread pool deadlocks in its first multi-threaded op. One thread per worker never
     # enters OpenMP; more get freshly spawned workers.
     context = "fork" if threads == 1 else "spawn"
-    pool = (mp.get_context(context).Pool(params.cache.workers, init_worker, (threads,))
+    pool = (mp.get_context(context).Pool(params.cache.workers, init_worker, (threads, work))
             if params.cache.workers > 1 and todo else None)
     # the one-worker path works in this process: it gets the workers' thread count too
     in_process = torch_threads(threads) if pool is None else contextlib.nullcontext()
     try:
         with in_process:
-            results = pool.imap_unordered(work, todo, chunksize=1) if pool else map(work, todo)
+            chunk = max(1, min(CHUNK, len(todo) // (4 * params.cache.workers)))
+            results = pool.imap_unordered(run_in_worker, todo, chunksize=chunk) if pool else map(work, todo)
             for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
                 key = f"{row['domain']}/{row['id']}"
                 trace = row.pop("traceback", None)
