@@ -18,11 +18,13 @@ end, after writing the index.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing as mp
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -75,8 +77,7 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
     in_process = torch_threads(threads) if pool is None else contextlib.nullcontext()
     try:
         with in_process:
-            chunk = max(1, min(CHUNK, len(todo) // (4 * params.cache.workers)))
-            results = pool.imap_unordered(run_in_worker, todo, chunksize=chunk) if pool else map(work, todo)
+            results = _guided(pool, todo, params.cache.workers) if pool else map(work, todo)
             for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
                 key = f"{row['domain']}/{row['id']}"
                 trace = row.pop("traceback", None)
@@ -95,6 +96,15 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
             pool.terminate()
         write_manifest(cache_dir, shard, mine)       # whatever finished survives a crash
     return [rows[j.key] for j in jobs]
+
+
+def _guided(pool, todo: list[Job], workers: int) -> Iterator[dict]:
+    """The pool's rows for `todo`, as they finish: tasks of CHUNK jobs, then single jobs for the last
+    few per worker (guided scheduling), so that no worker is left idle at the end while another
+    finishes a whole chunk. Fewer jobs than that: single jobs throughout."""
+    split = max(0, len(todo) - 2 * CHUNK * workers)
+    return itertools.chain(pool.imap_unordered(run_in_worker, todo[:split], chunksize=CHUNK),
+                           pool.imap_unordered(run_in_worker, todo[split:], chunksize=1))
 
 
 def remove_orphans(cache_dir: Path, rows: list[dict]) -> int:
