@@ -161,17 +161,23 @@ def _vae_prior_samples(gm, params: Params, window: int) -> tuple[torch.Tensor, t
             decode_latents(gm, z, "mvh", 0, p.decoder_guidance))
 
 
-def _flow_samples(gm, prior, params: Params, window: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flow samples with the VAE-prior sampler's counts and seeds: (10 n, W, 263) AIST++ by genre, (m, W, 263) MVHumanNet."""
+def _flow_aist(gm, prior, params: Params, window: int, steps: int) -> torch.Tensor:
+    """AIST++ flow samples with the VAE-prior sampler's counts and seeds: (10 n, W, 263), by genre."""
     p, fps = params.generate, float(params.data.fps)
     flow = FlowSampling(prior, steps, p.solver, p.guidance, p.temperature)
-    aist = [torch.stack([torch.from_numpy(m.features) for m in sample(
+    return torch.cat([torch.stack([torch.from_numpy(m.features) for m in sample(
         gm, params, g, seconds=window / fps, n=p.samples_per_genre, seed=p.seed + g, guidance=p.decoder_guidance,
-        flow=flow)]) for g in range(1, N_GENRES + 1)]
+        flow=flow)]) for g in range(1, N_GENRES + 1)])
+
+
+def _flow_samples(gm, prior, params: Params, window: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow samples with the VAE-prior sampler's counts and seeds: (10 n, W, 263) AIST++ by genre, (m, W, 263) MVHumanNet."""
+    p = params.generate
+    aist = _flow_aist(gm, prior, params, window, steps)
     z = sample_latents(prior, p.mvh_samples, window, DOMAINS.index("mvh"), 0, steps=steps, solver=p.solver,
                        guidance=p.guidance, generator=torch.Generator().manual_seed(p.seed + MVH_SEED_OFFSET),
                        temperature=p.temperature)
-    return torch.cat(aist), decode_latents(gm, z, "mvh", 0, p.decoder_guidance)
+    return aist, decode_latents(gm, z, "mvh", 0, p.decoder_guidance)
 
 
 def _locked_skating(features: torch.Tensor, fps: float) -> float | None:
@@ -238,6 +244,8 @@ def main(params: Params) -> dict:
     train_mvh = _strided_windows(mvh_train, window, p.memorisation_stride) if mvh_train else train_aist
 
     # Transfers: every MVHumanNet test sequence to each genre, judged window by window.
+    timings = {}
+    t0 = time.perf_counter()
     sources, outputs, targets = [], [], []
     full = _transfers(gm, prior, mvh_test, p)
     for seq, out in zip(mvh_test, full):
@@ -249,6 +257,7 @@ def main(params: Params) -> dict:
     t_target = torch.cat(targets)
     transfer_acc, _ = judged(judge, transfer.features, t_target, boot, seed)
     root_err, contact_agree = content_kept(src_set, transfer)
+    timings["transfers_s"] = round(time.perf_counter() - t0, 1)
 
     s_target = torch.arange(1, N_GENRES + 1).repeat_interleave(p.samples_per_genre)
     rate = real_acc["rate"]
@@ -261,7 +270,6 @@ def main(params: Params) -> dict:
 
     samples = flow = inbetween = None
     flow_aist = None
-    timings = {}
     if use_vae:
         t0 = time.perf_counter()
         samples = judge_sampler("vae_prior", *_vae_prior_samples(gm, params, window))
@@ -273,7 +281,7 @@ def main(params: Params) -> dict:
         flow["steps"], flow["solver"], flow["guidance"], flow["temperature"] = p.steps, p.solver, p.guidance, p.temperature
         flow["fid_k_at_steps"] = {}
         for n in p.fid_steps:
-            feats = flow_aist if n == p.steps else _flow_samples(gm, prior, params, window, n)[0]
+            feats = flow_aist if n == p.steps else _flow_aist(gm, prior, params, window, n)
             flow["fid_k_at_steps"][str(n)] = round(fid(real.kinetic, WindowSet.of(feats, fps).kinetic), 4)
         timings["flow_s"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
@@ -281,6 +289,7 @@ def main(params: Params) -> dict:
         timings["inbetween_s"] = round(time.perf_counter() - t0, 1)
 
     # Label matters: real test windows decoded with their own label and with each other label.
+    t0 = time.perf_counter()
     pick = _pick_per_genre(g_real, p.label_windows_per_genre, seed)
     z = encode_features(gm, x_real[pick], "aist")                                             # (n, W, Z)
     own = g_real[pick]
@@ -290,6 +299,7 @@ def main(params: Params) -> dict:
     relabel_pred = judge.predict(relabel)
     label_matters, _ = judged(judge, relabel, others.flatten(), boot, seed)
     recon_acc, _ = judged(judge, decode_latents(gm, z, "aist", own.tolist(), dg), own, boot, seed)
+    timings["label_matters_s"] = round(time.perf_counter() - t0, 1)
 
     metrics = {
         "settings": {"window_frames": window, "sampler": p.sampler, "steps": p.steps, "solver": p.solver,
