@@ -24,7 +24,8 @@ Each configuration runs `--repeats` times (default 5), interleaved (1, 2, 1, 2, 
 shows its best time; the machine is shared. Before each pair of runs a pure-Python loop runs twice one
 after the other and twice side by side in two processes: `cpu_loop_speedup_2_procs` (best of each)
 is what this machine gave two busy processes during the same run, the ceiling the cache's speed-up
-is read against (on a shared VM it is often well below 2). Every worker, and the stage's own process with 1 worker, runs `--threads` torch threads
+is read against (on a shared VM it is often well below 2); `memory_loop_speedup_2_procs` is the same for
+a loop bound by memory bandwidth (sums of a 64 MB array), the ceiling for work that streams memory. Every worker, and the stage's own process with 1 worker, runs `--threads` torch threads
 (`cache.threads_per_worker`, default 1). Target: 2 workers >= 1.8x one worker. Writes `benchmarks/results/cache.json`
 (every run, min/median, load; figures per configuration `x<scale>_w<workers>_...`, and
 `rss_growth_mb`, the largest growth of a peak RSS from the smallest to the largest scale, with its
@@ -55,6 +56,8 @@ REPO = Path(__file__).resolve().parents[1]
 RSS_GROWTH_MAX_MB = 20.0
 SPEEDUP_MIN = 1.8
 CEILING_LOOP = 3_000_000           # iterations of the pure-CPU reference loop (~0.15 s each)
+MEMORY_LOOP = 60                   # passes of the memory-bound reference loop (~0.15 s each)
+MEMORY_LOOP_DOUBLES = 8_000_000
 AIST_SEQUENCES_PER_DANCER = 1      # of real length (7-48 s): the demo's 9 dancers x 10 genres = 90 at x1
 
 
@@ -158,15 +161,26 @@ def _spin(n: int) -> int:
     return s
 
 
-def cpu_loop_pair(n: int = CEILING_LOOP) -> tuple[float, float]:
-    """Seconds for two runs of a pure-Python loop one after the other, and side by side in two processes:
-    what this machine gives two busy processes right now, with no memory or I/O in the way."""
-    t0 = time.perf_counter()
-    _spin(n), _spin(n)
-    one = time.perf_counter() - t0
-    with mp.get_context("fork").Pool(2) as pool:
+def _stream(n: int) -> float:
+    """`n` sums of a 64 MB float64 array: bound by memory bandwidth, far beyond the caches."""
+    import numpy as np     # in the pool's worker only: the launcher stays free of numpy (ru_maxrss)
+
+    a = np.ones(MEMORY_LOOP_DOUBLES)
+    return sum(float(a.sum()) for _ in range(n))
+
+
+def loop_pair(fn, n: int) -> tuple[float, float]:
+    """Seconds for two runs of `fn(n)` one after the other in one process, and side by side in two:
+    what this machine gives two busy processes right now, for that kind of work."""
+    with mp.get_context("fork").Pool(1) as pool:
+        pool.map(fn, [1])                                  # first-call costs (imports) out of the timing
         t0 = time.perf_counter()
-        pool.map(_spin, [n, n])
+        pool.map(fn, [n, n], chunksize=2)
+        one = time.perf_counter() - t0
+    with mp.get_context("fork").Pool(2) as pool:
+        pool.map(fn, [1, 1], chunksize=1)
+        t0 = time.perf_counter()
+        pool.map(fn, [n, n], chunksize=1)
         two = time.perf_counter() - t0
     return one, two
 
@@ -194,7 +208,7 @@ def main() -> None:
     repeats: dict[str, list[float]] = {}
     figures: dict[str, float | int] = {}
     threads = set()
-    ceiling: dict[str, list[float]] = {"one_s": [], "two_s": []}
+    ceiling: dict[str, list[float]] = {"one_s": [], "two_s": [], "mem_one_s": [], "mem_two_s": []}
     for scale in args.scale:
         with tempfile.TemporaryDirectory(prefix="flowmimic-bench-cache-") as tmp:
             root = Path(tmp)
@@ -206,9 +220,11 @@ def main() -> None:
             # pair, so that a slow spell of a shared machine hits every configuration alike.
             runs: dict[int, list[dict]] = {w: [] for w in args.workers}
             for k in range(args.repeats):
-                one, two = cpu_loop_pair()
-                ceiling["one_s"].append(one)
-                ceiling["two_s"].append(two)
+                for (one_key, two_key), (fn, n) in ((("one_s", "two_s"), (_spin, CEILING_LOOP)),
+                                                     (("mem_one_s", "mem_two_s"), (_stream, MEMORY_LOOP))):
+                    one, two = loop_pair(fn, n)
+                    ceiling[one_key].append(one)
+                    ceiling[two_key].append(two)
                 for workers in args.workers:
                     runs[workers].append(run_once(raw, root, workers, k, args.threads))
             base = None
@@ -250,9 +266,14 @@ def main() -> None:
         figures["speedup_share_of_cpu_loop"] = round(speedup / cpu, 2)
         repeats["cpu_loop_one_after_other_seconds"] = ceiling["one_s"]
         repeats["cpu_loop_side_by_side_seconds"] = ceiling["two_s"]
+        mem = min(ceiling["mem_one_s"]) / min(ceiling["mem_two_s"])
+        figures["memory_loop_speedup_2_procs"] = round(mem, 2)
+        repeats["memory_loop_one_after_other_seconds"] = ceiling["mem_one_s"]
+        repeats["memory_loop_side_by_side_seconds"] = ceiling["mem_two_s"]
         print(f"2 workers {speedup:.2f}x one worker; the same machine in the same run gives a pure-CPU loop "
-              f"{cpu:.2f}x in two processes (best of {len(ceiling['one_s'])}): the cache reaches "
-              f"{speedup / cpu:.0%} of it (target {SPEEDUP_MIN}x: {'met' if speedup >= SPEEDUP_MIN else 'MISSED'})")
+              f"{cpu:.2f}x and a memory-bound loop {mem:.2f}x in two processes (best of {len(ceiling['one_s'])}): "
+              f"the cache reaches {speedup / cpu:.0%} of the first "
+              f"(target {SPEEDUP_MIN}x: {'met' if speedup >= SPEEDUP_MIN else 'MISSED'})")
     if len(args.scale) > 1:
         lo, hi = min(args.scale), max(args.scale)
         growth = max(figures[f"x{hi}_w{w}_{k}"] - figures[f"x{lo}_w{w}_{k}"] for w in args.workers
