@@ -211,3 +211,20 @@ def test_two_shards_and_merge_give_the_identical_index_and_files_as_one_run(tree
     manifest = feature_cache.manifest_name(None)
     assert sharded.pop(manifest) and single.pop(manifest)    # machine state (mtimes), outside DVC's hash
     assert sharded == single and "index.json" in single and len(single) == 1 + 9
+
+
+def test_chunked_pool_tasks_give_the_one_worker_result(tree, monkeypatch):
+    # CHUNK 2 with 2 workers: the first job goes in a chunked task, the last 2 x 2 x 2 = 8 singly (`_guided`)
+    monkeypatch.setattr(cache, "CHUNK", 2)
+    pooled = tree.model_copy(update={"cache": tree.cache.model_copy(update={"workers": 2})})
+    one = tree.model_copy(update={"cache": tree.cache.model_copy(update={"dir": f"{tree.cache.dir}-one",
+                                                                          "workers": 1})})
+    seen = []
+    real = cache._guided
+    monkeypatch.setattr(cache, "_guided", lambda pool, todo, workers: seen.append(len(todo)) or real(pool, todo, workers))
+    cache.main(pooled)
+    cache.main(one)
+    pooled_files, single = _tree_files(Path(pooled.cache.dir)), _tree_files(Path(one.cache.dir))
+    manifest = feature_cache.manifest_name(None)
+    assert pooled_files.pop(manifest) and single.pop(manifest)    # machine state (mtimes)
+    assert seen == [9] and 9 > 2 * 2 * 2 and pooled_files == single and len(single) == 1 + 9
