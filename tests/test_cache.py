@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +229,23 @@ def test_chunked_pool_tasks_give_the_one_worker_result(tree, monkeypatch):
     manifest = feature_cache.manifest_name(None)
     assert pooled_files.pop(manifest) and single.pop(manifest)    # machine state (mtimes)
     assert seen == [9] and 9 > 2 * 2 * 2 and pooled_files == single and len(single) == 1 + 9
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fingerprints_taken_in_the_workers_are_the_stages_and_a_changed_file_is_redone(tree, monkeypatch, workers):
+    params = tree.model_copy(update={"cache": tree.cache.model_copy(update={"workers": workers})})
+    cache.main(params)
+    saved = feature_cache.read_manifests(params.cache.dir)
+    config_fp = feature_cache.config_fingerprint(params)
+    jobs = feature_cache.list_jobs(params)
+    assert {j.key: feature_cache.job_fingerprint(j, config_fp) for j in jobs} == \
+        {k: e["fingerprint"] for k, e in saved.items()} and len(jobs) == 9
+    assert all("fingerprint" not in r and "traceback" not in r for r in read_index(params.cache.dir))
+    changed = next(j for j in jobs if j.domain == "aist")
+    st = Path(changed.source).stat()
+    os.utime(changed.source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))      # touched: a new version
+    calls = []
+    real = feature_cache.process_job
+    monkeypatch.setattr(cache, "process_job", lambda job, params, reader_args: calls.append(job.key) or real(job, params, reader_args))
+    cache.main(params.model_copy(update={"cache": params.cache.model_copy(update={"workers": 1})}))   # calls seen here
+    assert calls == [changed.key]

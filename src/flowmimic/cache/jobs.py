@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import torch
 
 from flowmimic.cache.catalog import DOMAINS, SPLITS, split_path
+from flowmimic.cache.heap import keep_freed_memory
 from flowmimic.errors import DataError
 from flowmimic.features.humanml3d import joints_to_features
 from flowmimic.io import read_json, read_lines, save_npy, write_json
@@ -179,6 +180,7 @@ def init_worker(threads: int, work: Callable[[Job], dict]) -> None:
     oversubscribe) and the job function, `process_job` with the stage's params bound: sent once per
     worker, so each task carries only its small `Job`, not the params again."""
     global _work
+    keep_freed_memory()                  # spawned workers (forked ones have it from the stage already)
     torch.set_num_threads(threads)
     _work = work
 
@@ -197,6 +199,16 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def fingerprinted(job: Job, work: Callable[[Job], dict], config_fp: str) -> dict:
+    """`work(job)`'s row, with the job's fingerprint under "fingerprint" (for the manifest, not the
+    index). It is taken before the files are read: a file that changes during the read leaves an old
+    fingerprint, so the next run redoes the job rather than keeping a stale result."""
+    fingerprint = job_fingerprint(job, config_fp)
+    row = work(job)
+    row["fingerprint"] = fingerprint
+    return row
 
 
 def process_job(job: Job, params: Params, reader_args: dict) -> dict:

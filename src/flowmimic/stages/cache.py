@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing as mp
+import os
 import re
 import time
 from collections import Counter
@@ -31,8 +32,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from flowmimic.cache.catalog import INDEX_VERSION, index_path
+from flowmimic.cache.heap import keep_freed_memory
 from flowmimic.errors import DataError, InternalError
-from flowmimic.cache.jobs import (Job, init_worker, config_fingerprint, is_reusable, job_fingerprint,
+from flowmimic.cache.jobs import (Job, init_worker, config_fingerprint, fingerprinted, is_reusable, job_fingerprint,
                                      list_jobs, manifest_name, process_job, read_manifests, run_in_worker,
                                      shard_jobs, torch_threads, write_manifest)
 from flowmimic.io import read_json, remove_temp_files, write_json
@@ -61,19 +63,23 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
     cache_dir = Path(params.cache.dir)
     config_fp = config_fingerprint(params)
     manifest = read_manifests(cache_dir)
-    fingerprints = {j.key: job_fingerprint(j, config_fp) for j in jobs}
-    rows = {j.key: manifest[j.key]["row"] for j in jobs if is_reusable(manifest.get(j.key), fingerprints[j.key], cache_dir)}
+    # Only jobs with a saved result need their fingerprint here; the others' come back with their rows,
+    # taken in the workers (stat-ing every native file is a serial cost that grows with the dataset).
+    rows = {j.key: manifest[j.key]["row"] for j in jobs
+            if j.key in manifest and is_reusable(manifest[j.key], job_fingerprint(j, config_fp), cache_dir)}
     todo = [j for j in jobs if j.key not in rows]
     log.info("cache: %d sequences, %d up to date, %d to process with %d worker(s)",
              len(jobs), len(rows), len(todo), params.cache.workers)
     mine = {k: manifest[k] for k in rows}            # this run's manifest keeps only its own jobs
-    work = partial(process_job, params=params, reader_args=aist_reader_args(params.data))
+    work = partial(fingerprinted, work=partial(process_job, params=params, reader_args=aist_reader_args(params.data)),
+                   config_fp=config_fp)
     last_flush, unsaved = time.monotonic(), 0
     threads = params.cache.threads_per_worker
     # Forked workers are cheap, but GNU OpenMP is not fork-safe: a child forked after the parent used
     # torch's thread pool deadlocks in its first multi-threaded op. One thread per worker never
     # enters OpenMP; more get freshly spawned workers.
     context = "fork" if threads == 1 else "spawn"
+    keep_freed_memory()                          # this process's jobs, and forked workers inherit it
     pool = (mp.get_context(context).Pool(params.cache.workers, init_worker, (threads, work))
             if params.cache.workers > 1 and todo else None)
     # the one-worker path works in this process: it gets the workers' thread count too
@@ -83,13 +89,14 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
             results = _guided(pool, todo, params.cache.workers) if pool else map(work, todo)
             for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
                 key = f"{row['domain']}/{row['id']}"
+                fingerprint = row.pop("fingerprint")
                 trace = row.pop("traceback", None)
                 if trace is not None:
                     log.error("cache: internal error (a bug, not bad data) on %s:\n%s", key, trace.rstrip())
                 rows[key] = row
                 if row["status"] == "error":
                     continue                             # never saved as done: a re-run retries it
-                mine[key] = {"fingerprint": fingerprints[key], "row": row}
+                mine[key] = {"fingerprint": fingerprint, "row": row}
                 unsaved += 1
                 if unsaved >= FLUSH_EVERY_N or time.monotonic() - last_flush > FLUSH_EVERY_S:
                     write_manifest(cache_dir, shard, mine)
@@ -112,11 +119,12 @@ def _guided(pool, todo: list[Job], workers: int) -> Iterator[dict]:
 
 def remove_orphans(cache_dir: Path, rows: list[dict]) -> int:
     """Delete cached .npy files no row refers to (sequences dropped from the splits)."""
-    keep = {(cache_dir / r["path"]).resolve() for r in rows if r["status"] == "ok"}
+    # compared as normalised relative names: resolving every path costs a stat per path component
+    keep = {os.path.normpath(r["path"]) for r in rows if r["status"] == "ok"}
     removed = 0
     for sub in ("aist", "mvh"):
         for f in (cache_dir / sub).rglob("*.npy") if (cache_dir / sub).is_dir() else []:
-            if f.resolve() not in keep:
+            if os.path.normpath(f.relative_to(cache_dir)) not in keep:
                 f.unlink()
                 removed += 1
     return removed
