@@ -27,7 +27,8 @@ is what this machine gave two busy processes during the same run, the ceiling th
 is read against (on a shared VM it is often well below 2); `memory_loop_speedup_2_procs` is the same for
 a loop bound by memory bandwidth (sums of a 64 MB array), the ceiling for work that streams memory. Every worker, and the stage's own process with 1 worker, runs `--threads` torch threads
 (`cache.threads_per_worker`, default 1). Target: 2 workers >= 1.8x one worker. Writes `benchmarks/results/cache.json`
-(every run, min/median, load; figures per configuration `x<scale>_w<workers>_...`, and
+(every run, min/median, load; figures per configuration `x<scale>_w<workers>_...`, the fastest run's
+CPU seconds, kernel share of them and page faults among them, and
 `rss_growth_mb`, the largest growth of a peak RSS from the smallest to the largest scale, with its
 target: at most 20 MB, i.e. memory does not grow with the dataset).
 
@@ -91,10 +92,12 @@ def child(params_path: str, threads: int) -> None:
     from flowmimic.stages import cache
 
     params = load_params(params_path)
-    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    rss_imports = before.ru_maxrss
     t0 = time.perf_counter()
     cache.main(params)
     seconds = time.perf_counter() - t0
+    own, pool = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = read_index(params.cache.dir)
     ok = [r for r in rows if r["status"] == "ok"]
     print(json.dumps({
@@ -104,6 +107,10 @@ def child(params_path: str, threads: int) -> None:
         "rss_imports_kb": rss_imports,
         "rss_self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "rss_children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        # the run's CPU time (this process and its pool workers) and the kernel's part of it, page faults
+        "user_s": own.ru_utime - before.ru_utime + pool.ru_utime,
+        "kernel_s": own.ru_stime - before.ru_stime + pool.ru_stime,
+        "page_faults": own.ru_minflt - before.ru_minflt + pool.ru_minflt,
         "torch_threads": params.cache.threads_per_worker,
         "main_threads_after": torch.get_num_threads(),
     }))
@@ -239,7 +246,8 @@ def main() -> None:
                       f"{r['feature_frames'] / s:,.0f} feature frames/s ({r['joint_frames'] / s:,.0f} joint frames/s "
                       f"= {r['joint_frames'] / fps / s:.0f}x real time at {fps} fps) | runs {runs_txt} s | "
                       f"{prep['mvh_files'] / s:,.0f} MVHumanNet frame files/s, {raw_bytes / s / 1e6:,.1f} MB/s read | "
-                      f"speed-up {base / s:.2f}x | peak RSS main {_mb(r['rss_self_kb'])} "
+                      f"speed-up {base / s:.2f}x | CPU {r['user_s'] + r['kernel_s']:.1f} s "
+                      f"({r['kernel_s'] / (r['user_s'] + r['kernel_s']):.0%} kernel), {r['page_faults']:,} page faults | peak RSS main {_mb(r['rss_self_kb'])} "
                       f"(after imports {_mb(r['rss_imports_kb'])}), workers {_mb(r['rss_children_kb'])}")
                 key = f"x{scale}_w{workers}"
                 repeats[f"{key}_seconds"] = r["times"]
@@ -248,6 +256,9 @@ def main() -> None:
                     f"{key}_seconds": round(s, 2), f"{key}_seqs_per_s": round(r["sequences"] / s, 1),
                     f"{key}_feature_frames_per_s": round(r["feature_frames"] / s), f"{key}_speedup": round(base / s, 2),
                     f"{key}_mvh_files_per_s": round(prep["mvh_files"] / s), f"{key}_mb_read_per_s": round(raw_bytes / s / 1e6, 1),
+                    f"{key}_cpu_s": round(r["user_s"] + r["kernel_s"], 2),
+                    f"{key}_kernel_cpu_share": round(r["kernel_s"] / (r["user_s"] + r["kernel_s"]), 3),
+                    f"{key}_page_faults": r["page_faults"],
                     f"{key}_rss_main_mb": round(r["rss_self_kb"] / 1024),
                     f"{key}_rss_workers_mb": round(r["rss_children_kb"] / 1024) if r["rss_children_kb"] else None,
                 })
