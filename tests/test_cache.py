@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from flowmimic.cache import jobs as feature_cache
+from flowmimic.cache import pool as feature_pool
 from flowmimic.cache.catalog import read_index
 from flowmimic.errors import DataError
 from flowmimic.features import layout
@@ -214,21 +216,30 @@ def test_two_shards_and_merge_give_the_identical_index_and_files_as_one_run(tree
     assert sharded == single and "index.json" in single and len(single) == 1 + 9
 
 
+def test_pool_tasks_are_chunks_then_single_jobs_and_hold_every_job_once(monkeypatch):
+    monkeypatch.setattr(feature_pool, "CHUNK", 3)
+    todo = [feature_cache.Job("aist", f"s{i:02d}", "", 0, "") for i in range(23)]
+    tasks = feature_pool.chunks(todo, workers=2)
+    # the last 2 x CHUNK x workers = 12 jobs singly, the 11 before in tasks of 3 (the last of them shorter)
+    assert [len(t) for t in tasks] == [3, 3, 3, 2] + [1] * 12
+    assert [ij for t in tasks for ij in t] == list(enumerate(todo))
+    assert [len(t) for t in feature_pool.chunks(todo[:5], workers=2)] == [1] * 5
+
+
 def test_chunked_pool_tasks_give_the_one_worker_result(tree, monkeypatch):
-    # CHUNK 2 with 2 workers: the first job goes in a chunked task, the last 2 x 2 x 2 = 8 singly (`_guided`)
-    monkeypatch.setattr(cache, "CHUNK", 2)
+    # tasks of 3 jobs (9 jobs are too few for CHUNK's tasks beside the single jobs at the end)
     pooled = tree.model_copy(update={"cache": tree.cache.model_copy(update={"workers": 2})})
     one = tree.model_copy(update={"cache": tree.cache.model_copy(update={"dir": f"{tree.cache.dir}-one",
                                                                           "workers": 1})})
     seen = []
-    real = cache._guided
-    monkeypatch.setattr(cache, "_guided", lambda pool, todo, workers: seen.append(len(todo)) or real(pool, todo, workers))
+    monkeypatch.setattr(feature_pool, "chunks", lambda todo, workers: seen.append(len(todo)) or
+                        [list(enumerate(todo))[k:k + 3] for k in range(0, len(todo), 3)])
     cache.main(pooled)
     cache.main(one)
     pooled_files, single = _tree_files(Path(pooled.cache.dir)), _tree_files(Path(one.cache.dir))
     manifest = feature_cache.manifest_name(None)
     assert pooled_files.pop(manifest) and single.pop(manifest)    # machine state (mtimes)
-    assert seen == [9] and 9 > 2 * 2 * 2 and pooled_files == single and len(single) == 1 + 9
+    assert seen == [9] and pooled_files == single and len(single) == 1 + 9
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -249,3 +260,84 @@ def test_fingerprints_taken_in_the_workers_are_the_stages_and_a_changed_file_is_
     monkeypatch.setattr(cache, "process_job", lambda job, params, reader_args: calls.append(job.key) or real(job, params, reader_args))
     cache.main(params.model_copy(update={"cache": params.cache.model_copy(update={"workers": 1})}))   # calls seen here
     assert calls == [changed.key]
+
+
+_WORKER_PLAN: dict = {}                      # what the patched job functions below do, set per test
+
+
+def _job_killing_its_process(job, params, reader_args):
+    """`process_job`, except that the process given `_WORKER_PLAN["kill"]` is killed (SIGKILL, as by the OOM killer)."""
+    if job.key == _WORKER_PLAN["kill"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return feature_cache.process_job(job, params, reader_args)
+
+
+def _hangs(signum, frame):
+    raise TimeoutError("the cache stage still waits for a job whose worker died")
+
+
+def test_a_worker_that_dies_gives_its_job_an_error_row_and_the_others_are_cached(tree, monkeypatch):
+    import multiprocessing as mp
+
+    from flowmimic.errors import InternalError
+
+    params = tree.model_copy(update={"cache": tree.cache.model_copy(update={"workers": 2})})
+    one = tree.model_copy(update={"cache": tree.cache.model_copy(update={"dir": f"{tree.cache.dir}-one", "workers": 1})})
+    cache.main(one)
+    victim = feature_cache.list_jobs(params)[4]
+    monkeypatch.setitem(_WORKER_PLAN, "kill", victim.key)
+    monkeypatch.setattr(cache, "process_job", _job_killing_its_process)
+    signal.signal(signal.SIGALRM, _hangs)
+    signal.alarm(120)                            # multiprocessing.Pool would wait for the lost task forever
+    try:
+        with pytest.raises(InternalError, match=rf"died \({victim.key}\), the first: {victim.source}: the process "
+                                                r"reading it died \(killed by SIGKILL, often the out-of-memory killer\)"):
+            cache.main(params)
+    finally:
+        signal.alarm(0)
+    assert mp.active_children() == []
+    rows, expected = _rows(params), _rows(one)
+    died = rows.pop((victim.domain, victim.id))
+    assert died["status"] == "error" and died["reason"] == "worker_died"
+    expected.pop((victim.domain, victim.id))
+    assert rows == expected and len(rows) == 8                        # every other job as one worker does it
+    assert set(feature_cache.read_manifests(params.cache.dir)) == {f"{d}/{i}" for d, i in expected}
+
+    calls = []
+    real = feature_cache.process_job
+    monkeypatch.setattr(cache, "process_job", lambda job, params, reader_args: calls.append(job.key) or real(job, params, reader_args))
+    cache.main(params.model_copy(update={"cache": params.cache.model_copy(update={"workers": 1})}))   # the re-run
+    assert calls == [victim.key] and _rows(params) == _rows(one)
+
+
+def _slow_after_two(job, params, reader_args):
+    """`process_job`; from the third job on, it first sleeps a minute (a long sequence)."""
+    import time
+
+    if job.key not in _WORKER_PLAN["fast"]:
+        time.sleep(60)
+    return feature_cache.process_job(job, params, reader_args)
+
+
+def test_an_interrupted_pooled_run_stops_its_workers_at_once_and_keeps_finished_work(tree, monkeypatch):
+    import multiprocessing as mp
+    import time
+
+    params = tree.model_copy(update={"cache": tree.cache.model_copy(update={"workers": 2})})
+    jobs = feature_cache.list_jobs(params)
+    monkeypatch.setitem(_WORKER_PLAN, "fast", {j.key for j in jobs[:2]})
+    monkeypatch.setattr(cache, "process_job", _slow_after_two)
+    real_tqdm = cache.tqdm
+
+    def interrupted(rows, **kw):                 # Ctrl-C (or the stage guard's SIGINT) after two sequences
+        for k, row in enumerate(real_tqdm(rows, **kw)):
+            yield row
+            if k == 1:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "tqdm", interrupted)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        cache.main(params)
+    assert time.monotonic() - t0 < 30 and mp.active_children() == []      # not after the sleeping jobs
+    assert set(feature_cache.read_manifests(params.cache.dir)) == {j.key for j in jobs[:2]}

@@ -9,7 +9,6 @@ unchanged, so killed runs resume and DVC's `persist: true` cache is safe across 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -17,12 +16,11 @@ import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
 from flowmimic.cache.catalog import DOMAINS, SPLITS, split_path
-from flowmimic.cache.heap import keep_freed_memory
 from flowmimic.errors import DataError
 from flowmimic.features.humanml3d import joints_to_features
 from flowmimic.io import read_json, read_lines, save_npy, write_json
@@ -169,36 +167,7 @@ def is_reusable(entry: dict | None, fingerprint: str, cache_dir: str | Path) -> 
     return row["status"] != "ok" or (Path(cache_dir) / row["path"]).is_file()
 
 
-# ----------------------------------------------------------------------------- the worker
-
-
-_work: Callable[[Job], dict] | None = None      # a pool worker's job function, set by `init_worker`
-
-
-def init_worker(threads: int, work: Callable[[Job], dict]) -> None:
-    """Pool initialiser: `cache.threads_per_worker` torch threads (one process per core; more would
-    oversubscribe) and the job function, `process_job` with the stage's params bound: sent once per
-    worker, so each task carries only its small `Job`, not the params again."""
-    global _work
-    keep_freed_memory()                  # spawned workers (forked ones have it from the stage already)
-    torch.set_num_threads(threads)
-    _work = work
-
-
-def run_in_worker(job: Job) -> dict:
-    """A pool task: `init_worker`'s job function on one job."""
-    return _work(job)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with `threads` torch intra-op threads (the stage's own process when it has one worker)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+# ----------------------------------------------------------------------------- the work
 
 
 def fingerprinted(job: Job, work: Callable[[Job], dict], config_fp: str) -> dict:
@@ -222,8 +191,13 @@ def process_job(job: Job, params: Params, reader_args: dict) -> dict:
     try:
         return _featurise(job, params, reader_args)
     except Exception as e:  # a bug of ours on this input: counted and failed loudly, never a skip
-        return _row(job, status="error", reason="internal_error", message=f"{job.source}: internal error "
-                    f"({type(e).__name__}: {e})", traceback=traceback.format_exc())
+        return error_row(job, "internal_error", f"{job.source}: internal error ({type(e).__name__}: {e})",
+                         traceback=traceback.format_exc())
+
+
+def error_row(job: Job, reason: str, message: str, **fields) -> dict:
+    """The row of a job that failed for a reason of ours, not its data: never saved as done (a re-run retries it)."""
+    return _row(job, status="error", reason=reason, message=message, **fields)
 
 
 def _row(job: Job, **fields) -> dict:

@@ -11,21 +11,20 @@ i = 0..N-1 (a job array: one clone of the repo per job, or one shared folder), t
 `flowmimic cache-merge` once.
 
 A bad input is a skip with its reason; a bug of ours on one input (any other exception) is a row
-with status "error" and reason "internal_error", its traceback logged; the stage then fails at its
-end, after writing the index.
+with status "error" and reason "internal_error", its traceback logged; a sequence whose worker
+process dies, twice (`flowmimic.cache.pool`), is a row with status "error" and reason "worker_died".
+Either way the other sequences are cached and the stage then fails at its end, after writing the
+index; a re-run retries only those.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import multiprocessing as mp
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -34,9 +33,9 @@ from tqdm import tqdm
 from flowmimic.cache.catalog import INDEX_VERSION, index_path
 from flowmimic.cache.heap import keep_freed_memory
 from flowmimic.errors import DataError, InternalError
-from flowmimic.cache.jobs import (Job, init_worker, config_fingerprint, fingerprinted, is_reusable, job_fingerprint,
-                                     list_jobs, manifest_name, process_job, read_manifests, run_in_worker,
-                                     shard_jobs, torch_threads, write_manifest)
+from flowmimic.cache.jobs import (Job, config_fingerprint, fingerprinted, is_reusable, job_fingerprint, list_jobs,
+                                  manifest_name, process_job, read_manifests, shard_jobs, write_manifest)
+from flowmimic.cache.pool import pooled_rows, torch_threads
 from flowmimic.io import read_json, remove_temp_files, write_json
 from flowmimic.params import Params
 from flowmimic.sources import aist_reader_args
@@ -48,10 +47,6 @@ log = logging.getLogger(__name__)
 # end): a small count would make the saves quadratic in the dataset's size and cost the demo ~8 %.
 FLUSH_EVERY_N = 1000
 FLUSH_EVERY_S = 5.0
-# Jobs per pool task: each task is a round trip through the main process, which shares the cores
-# with the workers; one job per task left them idle ~13 % of a demo run, 4 about 1 % (`_guided`
-# hands out the last few singly, so that no worker waits at the end).
-CHUNK = 4
 
 
 def _index_name(shard: tuple[int, int] | None) -> str:
@@ -80,16 +75,16 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
     # enters OpenMP; more get freshly spawned workers.
     context = "fork" if threads == 1 else "spawn"
     keep_freed_memory()                          # this process's jobs, and forked workers inherit it
-    pool = (mp.get_context(context).Pool(params.cache.workers, init_worker, (threads, work))
-            if params.cache.workers > 1 and todo else None)
-    # the one-worker path works in this process: it gets the workers' thread count too
-    in_process = torch_threads(threads) if pool is None else contextlib.nullcontext()
+    if params.cache.workers > 1:
+        results = pooled_rows(todo, params.cache.workers, threads, work, context)
+        in_process = contextlib.nullcontext()
+    else:                                        # the one-worker path works in this process, with the workers' thread count
+        results, in_process = (work(job) for job in todo), torch_threads(threads)
     try:
-        with in_process:
-            results = _guided(pool, todo, params.cache.workers) if pool else map(work, todo)
+        with in_process, contextlib.closing(results):   # closed on any exit: a pool's workers stop at once
             for row in tqdm(results, total=len(todo), desc="cache", unit="seq", disable=not todo):
                 key = f"{row['domain']}/{row['id']}"
-                fingerprint = row.pop("fingerprint")
+                fingerprint = row.pop("fingerprint", None)       # a worker that died took it along
                 trace = row.pop("traceback", None)
                 if trace is not None:
                     log.error("cache: internal error (a bug, not bad data) on %s:\n%s", key, trace.rstrip())
@@ -102,19 +97,8 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
                     write_manifest(cache_dir, shard, mine)
                     last_flush, unsaved = time.monotonic(), 0
     finally:
-        if pool is not None:
-            pool.terminate()
         write_manifest(cache_dir, shard, mine)       # whatever finished survives a crash
     return [rows[j.key] for j in jobs]
-
-
-def _guided(pool, todo: list[Job], workers: int) -> Iterator[dict]:
-    """The pool's rows for `todo`, as they finish: tasks of CHUNK jobs, then single jobs for the last
-    few per worker (guided scheduling), so that no worker is left idle at the end while another
-    finishes a whole chunk. Fewer jobs than that: single jobs throughout."""
-    split = max(0, len(todo) - 2 * CHUNK * workers)
-    return itertools.chain(pool.imap_unordered(run_in_worker, todo[:split], chunksize=CHUNK),
-                           pool.imap_unordered(run_in_worker, todo[split:], chunksize=1))
 
 
 def remove_orphans(cache_dir: Path, rows: list[dict]) -> int:
@@ -128,6 +112,10 @@ def remove_orphans(cache_dir: Path, rows: list[dict]) -> int:
                 f.unlink()
                 removed += 1
     return removed
+
+
+def _names(rows: list[dict]) -> str:
+    return ", ".join(f"{r['domain']}/{r['id']}" for r in rows[:5]) + (" ..." if len(rows) > 5 else "")
 
 
 def report(rows: list[dict], max_skip_fraction: float, where: Path) -> None:
@@ -144,9 +132,13 @@ def report(rows: list[dict], max_skip_fraction: float, where: Path) -> None:
     log.info("cache: %d ok, %d skipped %s, %d internal error(s)", len(rows) - len(skipped) - len(errors),
              len(skipped), dict(reasons), len(errors))
     if errors:
-        names = ", ".join(f"{r['domain']}/{r['id']}" for r in errors[:5]) + (" ..." if len(errors) > 5 else "")
-        raise InternalError(f"{where}: {len(errors)} sequence(s) hit an internal error, a bug in FlowMimic and not "
-                            f"bad data ({names}); the tracebacks are logged above, the other sequences are cached")
+        bugs = [r for r in errors if r["reason"] != "worker_died"]
+        died = [r for r in errors if r["reason"] == "worker_died"]
+        parts = [f"{len(bugs)} sequence(s) hit an internal error, a bug in FlowMimic and not bad data "
+                 f"({_names(bugs)}; the tracebacks are logged above)"] if bugs else []
+        parts += [f"the process reading {len(died)} sequence(s) died ({_names(died)}), the first: "
+                  f"{died[0]['message']}"] if died else []
+        raise InternalError(f"{where}: {'; '.join(parts)}; the other sequences are cached")
     if rows and len(skipped) / len(rows) > max_skip_fraction:
         raise DataError(where, f"{len(skipped)} of {len(rows)} sequences skipped ({dict(reasons)}), more than "
                         f"cache.max_skip_fraction={max_skip_fraction}; see the index for each reason", "too_many_skips")
