@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import yaml
@@ -210,32 +210,64 @@ class StatsParams(Section):
 # ----------------------------------------------------------------------------- model / training
 
 
-class TrainParams(Section):
+class Transformer(Section):
+    """What every trained transformer of the project has: the VAE (`train`), the flow prior (`prior`)
+    and the genre classifier (`classifier`) -- its size, its training windows and optimiser, its seed,
+    device and checkpoint."""
+
+    section: ClassVar[str]             # the params.yaml section, for messages
     seed: NonNegInt
     device: Literal["auto", "cpu", "cuda"]
-    nproc_per_node: PosInt             # 1: train in-process; > 1: DDP, one process per rank via torchrun
-    threads: PosInt                    # torch intra-op CPU threads (they change float results: fixed for reproducibility)
     # model
     d_model: PosInt
-    n_layers: PosInt                   # per encoder and per decoder
+    n_layers: PosInt                   # the VAE: per encoder and per decoder
     n_heads: PosInt
     mlp_ratio: PosFloat
     dropout: Fraction
-    d_z: PosInt
-    style_head: bool
     # data
-    seq_len: Annotated[int, Field(ge=4)]
+    seq_len: Annotated[int, Field(ge=4)]   # frames per training window (latent frames for the prior)
     batch_size: PosInt
-    mvh_epoch_ratio: PosFloat          # MVHumanNet windows per epoch = ratio x AIST++ train windows
-    windows_per_sequence: PosInt       # random crops drawn from each sequence per epoch
-    num_workers: NonNegInt
+    windows_per_sequence: PosInt       # random crops drawn from each train sequence per epoch
     # optimisation
     epochs: PosInt
     lr: PosFloat
-    min_lr_ratio: Fraction
     weight_decay: NonNegFloat
+    model_path: str                    # the checkpoint the next stages read
+
+    @model_validator(mode="after")
+    def _heads(self) -> "Transformer":
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"{self.section}.d_model ({self.d_model}) must be divisible by {self.section}.n_heads "
+                             f"({self.n_heads}) into even head sizes")
+        return self
+
+
+class TrainingRun(Transformer):
+    """A transformer trained by a resumable stage of its own (`train`, `train_prior`): threads, DDP
+    ranks, the learning-rate schedule, classifier-free-guidance dropout, logging and resuming."""
+
+    nproc_per_node: PosInt             # 1: train in-process; > 1: DDP, one process per rank via torchrun
+    threads: PosInt                    # torch intra-op CPU threads per process (they change float results)
+    min_lr_ratio: Fraction
     warmup_steps: NonNegInt
     grad_clip: NonNegFloat             # 0 disables clipping
+    cond_dropout: Annotated[float, Field(ge=0, lt=1)]   # share of labels replaced by the null one (CFG); 0 = off
+    # bookkeeping
+    val_every_epochs: PosInt
+    log_every_steps: PosInt
+    resume: bool                       # continue from last_path when it was made with these params
+    last_path: str                     # resumable state
+    live_dir: str                      # dvclive folder
+
+
+class TrainParams(TrainingRun):
+    """The motion VAE (`model/vae.py`, stage train); `cond_dropout` nulls the decoder's genre labels."""
+
+    section: ClassVar[str] = "train"
+    d_z: PosInt
+    style_head: bool
+    mvh_epoch_ratio: PosFloat          # MVHumanNet windows per epoch = ratio x AIST++ train windows
+    num_workers: NonNegInt
     # losses
     w_recon: NonNegFloat
     w_contact: NonNegFloat
@@ -243,24 +275,8 @@ class TrainParams(Section):
     w_style: NonNegFloat
     w_joints: NonNegFloat              # joint-position loss (metres); 0 keeps the seed's loss
     w_genre_adv: NonNegFloat           # adversarial genre critic on z (gradient reversal); 0 = off, the seed's
-    cond_dropout: Annotated[float, Field(ge=0, lt=1)]   # share of decoder genre labels nulled; 0 = off
     kl_weight: NonNegFloat             # final KL weight after warm-up
     kl_warmup_steps: NonNegInt
-    # bookkeeping
-    val_every_epochs: PosInt
-    log_every_steps: PosInt
-    resume: bool                       # continue from last_path when it was made with these params
-    model_path: str
-    last_path: str
-    live_dir: str
-
-    @model_validator(mode="after")
-    def _heads(self) -> "TrainParams":
-        if self.d_model % self.n_heads:
-            raise ValueError(f"train.d_model ({self.d_model}) must be divisible by train.n_heads ({self.n_heads})")
-        if (self.d_model // self.n_heads) % 2:
-            raise ValueError("train.d_model / train.n_heads must be even")
-        return self
 
 
 class LatentsParams(Section):
@@ -270,52 +286,22 @@ class LatentsParams(Section):
     threads: PosInt                    # torch CPU threads (they change float results)
 
 
-class PriorParams(Section):
-    """The flow-matching prior over the VAE's latents (`model/prior.py`, stage train_prior)."""
+class PriorParams(TrainingRun):
+    """The flow-matching prior over the VAE's latents (`model/prior.py`, stage train_prior); its
+    model_path holds the EMA weights of the best validation checkpoint."""
 
-    seed: NonNegInt
-    device: Literal["auto", "cpu", "cuda"]
-    nproc_per_node: PosInt             # 1: train in-process; > 1: DDP, one process per rank via torchrun
-    threads: PosInt                    # torch intra-op CPU threads per process
-    # model
-    d_model: PosInt
-    n_layers: PosInt
-    n_heads: PosInt
-    mlp_ratio: PosFloat
-    dropout: Fraction
+    section: ClassVar[str] = "prior"
     kernel: Annotated[int, Field(ge=1, le=15)]   # frames the input embedding reads (odd; 1: per frame)
     out_kernel: Annotated[int, Field(ge=1, le=15)]   # frames the output velocity mixes (odd; 1: none)
-    # data
-    seq_len: Annotated[int, Field(ge=4)]         # latent frames per training window (sequences shorter are skipped)
-    batch_size: PosInt
-    windows_per_sequence: PosInt       # random crops drawn from each train sequence per epoch
-    # optimisation
-    epochs: PosInt
-    lr: PosFloat
-    min_lr_ratio: Fraction
-    weight_decay: NonNegFloat
-    warmup_steps: NonNegInt
-    grad_clip: NonNegFloat             # 0 disables clipping
-    cond_dropout: Annotated[float, Field(ge=0, lt=1)]   # share of conditions replaced by the null one (CFG)
     context_rate: Annotated[float, Field(ge=0, lt=1)]   # share of windows trained with known frames (0: no context input)
     time_sampling: Literal["uniform", "logit_normal"]
     ema_decay: Annotated[float, Field(ge=0, lt=1)]      # EMA of the weights (0: the raw weights); saved models are EMA
-    # bookkeeping
-    val_every_epochs: PosInt
-    log_every_steps: PosInt
-    resume: bool
-    model_path: str                    # best validation checkpoint (EMA weights)
-    last_path: str                     # resumable state
-    live_dir: str
 
     @model_validator(mode="after")
-    def _heads(self) -> "PriorParams":
+    def _kernels(self) -> "PriorParams":
         if self.kernel % 2 == 0 or self.out_kernel % 2 == 0:
             raise ValueError(f"prior.kernel and prior.out_kernel must be odd (centred windows), got {self.kernel}, "
                              f"{self.out_kernel}")
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"prior.d_model ({self.d_model}) must be divisible by prior.n_heads "
-                             f"({self.n_heads}) into even head sizes")
         return self
 
 
@@ -330,33 +316,13 @@ class EvaluateParams(Section):
     gif_fps: PosInt
 
 
-class ClassifierParams(Section):
+class ClassifierParams(Transformer):
     """The independent genre classifier (`model/classifier.py`): real AIST++ train windows only."""
 
-    seed: NonNegInt
-    device: Literal["auto", "cpu", "cuda"]
-    d_model: PosInt
-    n_layers: PosInt
-    n_heads: PosInt
-    mlp_ratio: PosFloat
-    dropout: Fraction
-    seq_len: Annotated[int, Field(ge=4)]        # window frames (features at data.fps)
-    windows_per_sequence: PosInt       # random crops drawn from each train sequence per epoch
-    batch_size: PosInt
-    epochs: PosInt
-    lr: PosFloat
-    weight_decay: NonNegFloat
+    section: ClassVar[str] = "classifier"
     min_std: PosFloat                  # floor of the input std fitted on the training windows
-    model_path: str
     metrics: str
     plots_dir: str                     # the test confusion matrix (DVC plot)
-
-    @model_validator(mode="after")
-    def _heads(self) -> "ClassifierParams":
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"classifier.d_model ({self.d_model}) must be divisible by classifier.n_heads "
-                             f"({self.n_heads}) into even head sizes")
-        return self
 
 
 class GenerateParams(Section):
