@@ -8,6 +8,7 @@ import torch
 from flowmimic.features import layout
 from flowmimic.model.losses import LossWeights, vae_losses
 from flowmimic.model.vae import N_DOMAINS, N_GENRES, MotionVAE, VAEConfig, modulate, sinusoidal_positions
+from readme_commands import readme_command_params
 
 B, T = 3, 8
 
@@ -153,28 +154,11 @@ def test_param_count_tiny(cfg):
     assert MotionVAE(cfg).num_params() == expected
 
 
-def _readme_seed_command_params():
-    """params.yaml with the `-S train.k=v` overrides of README's "seed's full configuration" command applied."""
-    import re
-    from pathlib import Path
-
-    from flowmimic.params import params_from_dict, read_yaml
-
-    repo = Path(__file__).resolve().parents[1]
-    readme = (repo / "README.md").read_text(encoding="utf-8")
-    block = readme.split("The seed's full configuration", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    raw = read_yaml(repo / "params.yaml")
-    overrides = re.findall(r"-S train\.(\w+)=(\S+)", block)
-    assert len(overrides) >= 10, block
-    for key, value in overrides:
-        assert key in raw["train"], key
-        raw["train"][key] = type(raw["train"][key])(float(value)) if not isinstance(raw["train"][key], bool) else value
-    return params_from_dict(raw)
-
-
 def test_full_seed_configuration_size():
     """The seed's model as README's one command makes it: d_model 512, 8 layers each, 8 heads, d_z 256."""
-    p = _readme_seed_command_params().train
+    params, overrides = readme_command_params("The seed's full configuration")
+    assert sum(section == "train" for section, _ in overrides) >= 10
+    p = params.train
     assert (p.d_model, p.n_layers, p.n_heads, p.d_z, p.seq_len, p.dropout, p.w_joints) == (512, 8, 8, 256, 120, 0.1, 0.0)
     cfg = VAEConfig.from_train_params(p)
     torch.manual_seed(0)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from fake_cache import make_fake_cache
+from readme_commands import readme_command_params
 from flowmimic.errors import ConfigError, DataError
 from flowmimic.generation.checkpoint import file_sha256
 from flowmimic.generation.flow import LoadedPrior, edit_latents, integrate, load_prior, sample_latents
@@ -333,27 +334,10 @@ def analytic_prior_params(d: int, layers: int, d_z: int, mlp_ratio: float, n_dom
             + (linear(kernel * (d_z + 1), d) if context else 0))            # known-frames input (conv)
 
 
-def _readme_prior_seed_params():
-    """params.yaml with the `-S` overrides of README's seed-sized prior command applied."""
-    import re
-
-    from flowmimic.params import params_from_dict, read_yaml
-
-    repo = Path(__file__).resolve().parents[1]
-    readme = (repo / "README.md").read_text(encoding="utf-8")
-    block = readme.split("The seed-sized prior", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    raw = read_yaml(repo / "params.yaml")
-    overrides = re.findall(r"-S (train|prior)\.(\w+)=(\S+)", block)
-    assert sum(s == "prior" for s, _, _ in overrides) >= 6, block
-    for section, key, value in overrides:
-        old = raw[section][key]
-        raw[section][key] = value if isinstance(old, str) else type(old)(float(value))
-    return params_from_dict(raw)
-
-
 def test_seed_sized_prior_configuration_size():
     """README's one command: the prior at the seed's scale over the seed VAE's d_z 256 latents."""
-    params = _readme_prior_seed_params()
+    params, overrides = readme_command_params("The seed-sized prior")
+    assert sum(section == "prior" for section, _ in overrides) >= 6
     p = params.prior
     assert (p.d_model, p.n_layers, p.n_heads, p.seq_len, params.train.d_z) == (512, 8, 8, 120, 256)
     cfg = PriorConfig.from_params(p, params.train.d_z)
