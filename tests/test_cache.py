@@ -276,7 +276,7 @@ def _hangs(signum, frame):
     raise TimeoutError("the cache stage still waits for a job whose worker died")
 
 
-def test_a_worker_that_dies_gives_its_job_an_error_row_and_the_others_are_cached(tree, monkeypatch):
+def test_a_worker_that_dies_gives_its_job_an_error_row_and_the_others_are_cached(tree, monkeypatch, caplog):
     import multiprocessing as mp
 
     from flowmimic.errors import InternalError
@@ -296,6 +296,7 @@ def test_a_worker_that_dies_gives_its_job_an_error_row_and_the_others_are_cached
     finally:
         signal.alarm(0)
     assert mp.active_children() == []
+    assert f"{victim.source}: the process reading it died (killed by SIGKILL" in caplog.text
     rows, expected = _rows(params), _rows(one)
     died = rows.pop((victim.domain, victim.id))
     assert died["status"] == "error" and died["reason"] == "worker_died"

@@ -88,6 +88,8 @@ def run_jobs(params: Params, jobs: list[Job], shard: tuple[int, int] | None) -> 
                 trace = row.pop("traceback", None)
                 if trace is not None:
                     log.error("cache: internal error (a bug, not bad data) on %s:\n%s", key, trace.rstrip())
+                elif row["status"] == "error":
+                    log.error("cache: %s", row["message"])           # its worker process died
                 rows[key] = row
                 if row["status"] == "error":
                     continue                             # never saved as done: a re-run retries it
