@@ -25,6 +25,7 @@ import torch
 
 from flowmimic.cache.heap import keep_freed_memory
 from flowmimic.cache.jobs import Job, error_row
+from flowmimic.errors import InternalError
 
 # Jobs per task: each task is a round trip through the stage's process, which shares the cores with
 # the workers; one job per task left them idle ~13 % of a demo run, 4 about 1 %.
@@ -92,7 +93,8 @@ def chunks(todo: list[Job], workers: int) -> list[list[tuple[int, Job]]]:
 
 
 def pooled_rows(todo: list[Job], workers: int, threads: int, work: Work, context: str) -> Iterator[dict]:
-    """Every job's row from `workers` processes of `context` ("fork" or "spawn"), as they finish."""
+    """Every job's row from `workers` processes of `context` ("fork" or "spawn"), as they finish; the
+    jobs running when a worker dies are re-run alone (`run_alone`), the rest in a new pool."""
     ctx = mp.get_context(context)
     while todo:
         slots = ctx.RawArray("q", [IDLE] * workers)
@@ -107,8 +109,8 @@ def pooled_rows(todo: list[Job], workers: int, threads: int, work: Work, context
             except BrokenProcessPool:
                 running = sorted({i for i in slots if i != IDLE} - done)
         if not running:
-            raise RuntimeError("a cache worker process died between jobs (the out-of-memory killer?); "
-                               "the finished sequences are saved: run the stage again")
+            raise InternalError("a cache worker process died between jobs (the out-of-memory killer?); "
+                                "the finished sequences are saved: run the stage again")
         for i in running:
             yield run_alone(ctx, todo[i], threads, work)
         todo = [job for i, job in enumerate(todo) if i not in done and i not in running]
@@ -123,12 +125,11 @@ def _executor(ctx: Any, workers: int, initargs: tuple) -> Iterator[ProcessPoolEx
     try:
         yield pool
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        started = set(mp.active_children()) - before
-        for p in started:
+        for p in set(mp.active_children()) - before:        # its workers, stopped mid-task
             p.terminate()
-        for p in started:
-            p.join()
+        # The executor's own thread sees them gone and reaps them (joining them here as well races
+        # with it: a process reaped by the other thread stays listed as a live child).
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
 
