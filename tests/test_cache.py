@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -276,6 +277,18 @@ def _hangs(signum, frame):
     raise TimeoutError("the cache stage still waits for a job whose worker died")
 
 
+@contextlib.contextmanager
+def _fails_if_it_hangs(seconds: int = 120):
+    """A stage waiting for a dead worker's task would block forever (multiprocessing.Pool did): fail instead."""
+    previous = signal.signal(signal.SIGALRM, _hangs)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_a_worker_that_dies_gives_its_job_an_error_row_and_the_others_are_cached(tree, monkeypatch, caplog):
     import multiprocessing as mp
 
@@ -287,14 +300,10 @@ def test_a_worker_that_dies_gives_its_job_an_error_row_and_the_others_are_cached
     victim = feature_cache.list_jobs(params)[4]
     monkeypatch.setitem(_WORKER_PLAN, "kill", victim.key)
     monkeypatch.setattr(cache, "process_job", _job_killing_its_process)
-    signal.signal(signal.SIGALRM, _hangs)
-    signal.alarm(120)                            # multiprocessing.Pool would wait for the lost task forever
-    try:
-        with pytest.raises(InternalError, match=rf"died \({victim.key}\), the first: {victim.source}: the process "
-                                                r"reading it died \(killed by SIGKILL, often the out-of-memory killer\)"):
-            cache.main(params)
-    finally:
-        signal.alarm(0)
+    with _fails_if_it_hangs(), pytest.raises(InternalError, match=rf"died \({victim.key}\), the first: {victim.source}: "
+                                                                r"the process reading it died \(killed by SIGKILL, often "
+                                                                r"the out-of-memory killer\)"):
+        cache.main(params)
     assert mp.active_children() == []
     assert f"{victim.source}: the process reading it died (killed by SIGKILL" in caplog.text
     rows, expected = _rows(params), _rows(one)
@@ -342,3 +351,23 @@ def test_an_interrupted_pooled_run_stops_its_workers_at_once_and_keeps_finished_
         cache.main(params)
     assert time.monotonic() - t0 < 30 and mp.active_children() == []      # not after the sleeping jobs
     assert set(feature_cache.read_manifests(params.cache.dir)) == {j.key for j in jobs[:2]}
+
+
+def _init_and_die(*args):
+    """A pool initialiser whose process is killed before it takes any job."""
+    import signal as sig
+
+    os.kill(os.getpid(), sig.SIGKILL)
+
+
+def test_a_worker_that_dies_outside_any_job_fails_the_stage_with_one_line_and_no_hang(tree, monkeypatch):
+    import multiprocessing as mp
+
+    from flowmimic.errors import InternalError
+
+    params = tree.model_copy(update={"cache": tree.cache.model_copy(update={"workers": 2})})
+    monkeypatch.setattr(feature_pool, "init_worker", _init_and_die)
+    with _fails_if_it_hangs(), pytest.raises(InternalError, match=r"^a cache worker process died between jobs .*"
+                                                                r"run the stage again$"):
+        cache.main(params)
+    assert mp.active_children() == [] and feature_cache.read_manifests(params.cache.dir) == {}
