@@ -19,4 +19,5 @@ cache.main(params)
 wall, main_thread = time.perf_counter() - t0, time.thread_time() - thread0
 after, pool = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(w, f"mainthread {main_thread:.3f} wall {wall:.3f} main user {after.ru_utime - before.ru_utime:.3f} "
-      f"sys {after.ru_stime - before.ru_stime:.3f} children {pool.ru_utime:.3f}+{pool.ru_stime:.3f}")
+      f"sys {after.ru_stime - before.ru_stime:.3f} children {pool.ru_utime:.3f}+{pool.ru_stime:.3f} "
+      f"nvcsw {after.ru_nvcsw - before.ru_nvcsw} nivcsw {after.ru_nivcsw - before.ru_nivcsw}")
