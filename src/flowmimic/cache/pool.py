@@ -53,11 +53,9 @@ _slot = IDLE                  # this worker's entry in `_slots`
 
 
 def init_worker(threads: int, work: Work, slots: Any, counter: Any) -> None:
-    """Executor initialiser: `cache.threads_per_worker` torch threads (one process per core; more would
-    oversubscribe), the job function, and a slot of its own in `slots`."""
+    """Executor initialiser: the process set-up, the job function, and a slot of its own in `slots`."""
     global _work, _slots, _slot
-    keep_freed_memory()                  # spawned workers (forked ones have it from the stage already)
-    torch.set_num_threads(threads)
+    _setup_process(threads)
     _work, _slots = work, slots
     with counter.get_lock():
         _slot = counter.value
@@ -76,9 +74,15 @@ def run_chunk(chunk: list[tuple[int, Job]]) -> list[tuple[int, dict]]:
 
 def _run_alone(conn: Any, threads: int, work: Work, job: Job) -> None:
     """Body of a one-job process: the row goes back through `conn`."""
+    _setup_process(threads)
+    conn.send(work(job))
+
+
+def _setup_process(threads: int) -> None:
+    """Every worker process: the heap setting (spawned ones lack it; forked ones have it from the stage
+    already) and `cache.threads_per_worker` torch threads (one process per core; more would oversubscribe)."""
     keep_freed_memory()
     torch.set_num_threads(threads)
-    conn.send(work(job))
 
 
 # ----------------------------------------------------------------------------- in the stage's process
