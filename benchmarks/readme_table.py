@@ -73,8 +73,8 @@ def main() -> None:
          f"{ca('figures.x1_w2_seqs_per_s', '.1f', ' seqs/s')}, {ca('figures.x1_w2_feature_frames_per_s', ',', ' frames/s')}, "
          f"{ca('figures.x1_w2_mb_read_per_s', ',', ' MB')}/s; peak RSS {ca('figures.x1_w2_rss_main_mb', ',', ' MB')} main + "
          f"{ca('figures.x1_w2_rss_workers_mb', ',', ' MB')} per worker; speed-up {ca('figures.speedup_2_workers', '.2f', '×')} "
-         f"= 2 × busy share {ca('figures.busy_share_2_workers', '.3f')} / CPU cost {ca('figures.cpu_cost_2_workers', '.3f')} "
-         f"({ca('figures.x2_w2_speedup', '.2f', '×')} = 2 × {ca('figures.x2_w2_busy_share', '.3f')} / "
+         f"= two workers × busy share {ca('figures.busy_share_2_workers', '.3f')} / CPU cost {ca('figures.cpu_cost_2_workers', '.3f')} "
+         f"({ca('figures.x2_w2_speedup', '.2f', '×')} = two × {ca('figures.x2_w2_busy_share', '.3f')} / "
          f"{ca('figures.x2_w2_cpu_cost', '.3f')} on twice the data), where a pure-CPU loop got "
          f"{ca('figures.cpu_loop_speedup_2_procs', '.2f', '×')} and a memory-bound loop "
          f"{ca('figures.memory_loop_speedup_2_procs', '.2f', '×')} from the same machine in the same run",
