@@ -4,7 +4,9 @@ Each model is `flowmimic.model.vae.MotionVAE` trained by the trainer's own loop
 (`flowmimic.training.loop.train_epoch`: forward, `vae_losses`, backward, gradient clipping, AdamW and LR
 scheduler step; bf16 autocast on CUDA as in `flowmimic train`) on one fixed batch of random
 normalised input (features N(0, 1), contacts 0/1, every frame real, domains alternating, AIST++
-samples with a random genre), so no data is needed and the data loader is not timed.
+samples with a random genre), so no data is needed and the data loader is not timed. The joint-position
+loss (`train.w_joints`) needs the features' normaliser, as in training: a unit one here (the batch is
+taken as raw features), since speed does not depend on the statistics' values.
 
   demo  the committed params.yaml `train` section (model size, seq_len, batch_size, loss weights)
   full  the seed's model: d_model 512, 8+8 layers, 8 heads, d_z 256, windows of 120; batch 64 on
@@ -42,6 +44,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
@@ -51,7 +54,8 @@ import _results  # noqa: E402
 
 from flowmimic.cache.catalog import DOMAINS
 from flowmimic.features import layout
-from flowmimic.model.losses import LossWeights, kl_weight_at, vae_losses
+from flowmimic.features.normalize import Normalizer
+from flowmimic.model.losses import LossWeights, kl_weight_at, training_objective, vae_losses
 from flowmimic.model.vae import MotionVAE, VAEConfig
 from flowmimic.params import load_params
 from flowmimic.taxonomy import N_GENRES
@@ -60,6 +64,9 @@ from flowmimic.training.loop import build_optimizer, build_scheduler, train_epoc
 REPO = Path(__file__).resolve().parents[1]
 FULL = dict(d_model=512, n_layers=8, n_heads=8, d_z=256)      # the seed's model
 FULL_SEQ_LEN, FULL_BATCH = 120, 64
+# the trainer's `denormalize` (its joint loss decodes features to joints); a unit normaliser: speed does
+# not depend on the statistics
+DENORMALIZE = Normalizer(np.zeros(layout.DIM, np.float32), np.ones(layout.DIM, np.float32)).denormalize
 
 
 def random_batch(batch: int, seq_len: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -80,8 +87,9 @@ def count_flops(model: MotionVAE, batch: dict[str, torch.Tensor], weights: LossW
     with FlopCounterMode(display=False) as counter:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = model(batch["x"], batch["mask"], batch["domain"], batch["genre"])
-        losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, kl_weight_at(0, weights))
-        losses["total"].backward()
+        losses = vae_losses(out, batch["x"], batch["mask"], batch["genre"], weights, kl_weight_at(0, weights),
+                            DENORMALIZE)
+        training_objective(losses, weights).backward()
     model.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()
     ops = [str(op) for op in counter.get_flop_counts()["Global"]]
@@ -110,7 +118,8 @@ def bench(name: str, cfg: VAEConfig, batch_size: int, seq_len: int, steps: int, 
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         train_epoch(model, [batch] * n, optimizer, scheduler, weights, step=0, device=device,
-                    grad_clip=train.grad_clip, log_every=train.log_every_steps)
+                    grad_clip=train.grad_clip, log_every=train.log_every_steps, denormalize=DENORMALIZE,
+                    cond_dropout=train.cond_dropout)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return time.perf_counter() - t0
