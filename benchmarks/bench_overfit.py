@@ -13,8 +13,8 @@ Writes `benchmarks/results/overfit.json`: the MPJPE curve (every `--eval-every` 
 seconds to the target, parameter count, device and threads. Too slow for CI on CPU (a step is
 seconds); `--device cuda` runs the same on a GPU.
 
-Run: python benchmarks/bench_overfit.py [--device cpu|cuda] [--windows 4] [--max-steps 500]
-                                        [--target-mm 5] [--lr 3e-4] [--threads 2]
+Run: python benchmarks/bench_overfit.py [--device cpu|cuda] [--windows 4] [--max-steps 1000]
+                                        [--target-mm 5] [--lr 3e-4] [--threads 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--windows", type=int, default=4)
-    ap.add_argument("--max-steps", type=int, default=500)
+    ap.add_argument("--max-steps", type=int, default=1000)
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--target-mm", type=float, default=5.0)
     ap.add_argument("--lr", type=float, default=3e-4)
@@ -79,6 +79,7 @@ def main() -> None:
                     help="KL weight (default: params.yaml's train.kl_weight; 0 asks whether the network can fit at all)")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/overfit.json)")
     args = ap.parse_args()
     load_before = _results.load_average()
     if args.device == "cpu":
@@ -132,10 +133,10 @@ def main() -> None:
     figures = {"parameters": model.num_params(), "windows": args.windows, "window_frames": SEQ_LEN,
                "final_mpjpe_root_aligned_mm": final, "steps": curve[-1][0], "seconds": round(seconds, 1),
                "steps_to_target": reached_at, "curve": curve}
-    _results.save("overfit", config=vars(args), threads=torch.get_num_threads() if device.type == "cpu" else None,
+    _results.save("overfit", config=vars(args) | {"out": None}, threads=torch.get_num_threads() if device.type == "cpu" else None,
                   load_before=load_before, repeats={"step_seconds": step_seconds}, figures=figures,
                   targets={"final_mpjpe_root_aligned_mm": _results.target(final, max=args.target_mm)},
-                  gpu=torch.cuda.get_device_name() if device.type == "cuda" else None)
+                  gpu=torch.cuda.get_device_name() if device.type == "cuda" else None, out=args.out)
 
 
 if __name__ == "__main__":
